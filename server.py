@@ -1,0 +1,75 @@
+"""Yiwang server: reads config, opens the store, builds the app, listens.
+
+    python server.py            # config from the environment
+    python server.py --demo     # development: embedded DB with demo data
+
+SIGTERM / SIGINT: stop accepting, let in-flight requests finish (up to
+SHUTDOWN_GRACE_SECONDS), close the store, stop the embedded database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from tornado.httpserver import HTTPServer
+
+from web.app import make_app
+from yiwang.config import load_config
+from yiwang.errors import InvalidInput
+from yiwang.logs import configure_logging
+from yiwang.runtime import open_services
+
+log = logging.getLogger("yiwang.server")
+
+
+async def serve() -> None:
+    config = load_config()
+    configure_logging(config.log_level)
+    services = await open_services(config)
+    app = make_app(services)
+    server = HTTPServer(app, xheaders=True, max_body_size=32 * 1024 * 1024, idle_connection_timeout=60)
+    server.listen(config.port, config.host)
+    base = config.public_url
+    log.info("listening", extra={"fields": {"host": config.host, "port": config.port}})
+    print(
+        f"Yiwang is serving on {base}\n"
+        f"  kiosk:       {base}/kiosk/\n"
+        f"  mobile API:  {base}/api/mobile/v1/docs\n"
+        f"  console:     {base}/console/\n"
+        f"  health:      {base}/readyz",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    server.stop()  # stop accepting new connections
+    if not await app.settings["inflight"].wait_idle(config.shutdown_grace_seconds):
+        log.warning("grace period over; closing remaining connections")
+    await server.close_all_connections()
+    await services.close()
+    log.info("stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--demo", action="store_true", help="development defaults: demo data on")
+    args = parser.parse_args()
+    if args.demo:
+        os.environ.setdefault("DEMO_DATA", "1")
+    try:
+        asyncio.run(serve())
+    except InvalidInput as error:  # configuration errors: say which, exit non-zero
+        print(f"配置错误 ({error.code}): {error.message}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Base handlers. Leaf handlers are a few lines: parse, authorise, call one
+domain function, render. Errors become responses in exactly one place here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+import tornado.web
+
+from yiwang import errors
+from yiwang.runtime import Services
+
+log = logging.getLogger("yiwang.http")
+
+# The one mapping from domain errors to HTTP statuses (most specific first).
+STATUS_BY_ERROR: tuple[tuple[type[errors.YiwangError], int], ...] = (
+    (errors.NotAuthenticated, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.Gone, 410),
+    (errors.TooLarge, 413),
+    (errors.RateLimited, 429),
+    (errors.UpstreamUnavailable, 503),
+    (errors.ServiceUnavailable, 503),
+    (errors.InvalidInput, 400),
+    (errors.YiwangError, 400),
+)
+
+# Tornado's own HTTP errors (unknown method, bad request line, body too big…).
+_HTTP_ERROR_CODES: Mapping[int, tuple[str, str]] = {
+    400: ("request.bad", "请求格式有误"),
+    401: ("auth.required", "请先登录"),
+    403: ("auth.forbidden", "无权进行此操作"),
+    404: ("not_found", "找不到请求的内容"),
+    405: ("request.method_not_allowed", "不支持此请求方法"),
+    413: ("request.too_large", "请求内容过大"),
+    415: ("request.unsupported_media_type", "不支持的内容类型"),
+    429: ("rate_limited", "操作过于频繁，请稍后再试"),
+    500: ("internal", "服务器内部错误，请稍后再试"),
+    503: ("unavailable", "服务暂时不可用，请稍后再试"),
+}
+
+
+def status_for(error: errors.YiwangError) -> int:
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=json_default, separators=(",", ":"))
+
+
+class InFlight:
+    """Requests being handled, so shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self._handlers: set[tornado.web.RequestHandler] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def add(self, handler: tornado.web.RequestHandler) -> None:
+        self._handlers.add(handler)
+        self._idle.clear()
+
+    def discard(self, handler: tornado.web.RequestHandler) -> None:
+        self._handlers.discard(handler)
+        if not self._handlers:
+            self._idle.set()
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    async def wait_idle(self, grace_seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace_seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    """Shared plumbing: services, request id, security headers, error mapping."""
+
+    # API handlers answer errors as JSON; HTML handlers render an error page.
+    error_template: str | None = None
+
+    @property
+    def services(self) -> Services:
+        return self.application.settings["services"]  # type: ignore[no-any-return]
+
+    @property
+    def jinja(self) -> jinja2.Environment:
+        return self.application.settings["jinja"]  # type: ignore[no-any-return]
+
+    def set_default_headers(self) -> None:
+        self.request_id = self.request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        self.set_header("X-Request-Id", self.request_id)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        inflight = self.application.settings["inflight"]
+        inflight.add(self)
+
+    def on_finish(self) -> None:
+        self.application.settings["inflight"].discard(self)
+
+    def on_connection_close(self) -> None:
+        self.application.settings["inflight"].discard(self)
+
+    # ---- input -----------------------------------------------------------
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object, or a clear 400."""
+        content_type = self.request.headers.get("Content-Type", "application/json")
+        if "json" not in content_type:
+            raise errors.InvalidInput("request.content_type", "请求内容必须是 JSON")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise errors.InvalidInput("request.malformed_json", "请求内容不是有效的 JSON") from None
+        if not isinstance(body, dict):
+            raise errors.InvalidInput("request.malformed_json", "请求内容必须是 JSON 对象")
+        return body
+
+    # ---- output ----------------------------------------------------------
+
+    def write_json(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps(value))
+
+    def render_page(self, template: str, **context: Any) -> None:
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(self.jinja.get_template(template).render(**self.template_context(), **context))
+
+    def template_context(self) -> dict[str, Any]:
+        return {"request": self.request, "request_id": self.request_id}
+
+    # ---- errors: the one place exceptions become responses ----------------
+
+    def _error_body(self, status_code: int, exc: BaseException | None) -> tuple[int, dict[str, Any]]:
+        if isinstance(exc, errors.YiwangError):
+            return status_for(exc), exc.as_dict()
+        if isinstance(exc, tornado.web.HTTPError):
+            status_code = exc.status_code
+        code, message = _HTTP_ERROR_CODES.get(status_code, ("error", "请求无法完成"))
+        if status_code == 405:
+            return status_code, {"code": code, "message": message, "allowed": self._allowed_methods()}
+        return status_code, {"code": code, "message": message}
+
+    def _allowed_methods(self) -> list[str]:
+        base = tornado.web.RequestHandler
+        return [m for m in self.SUPPORTED_METHODS if getattr(type(self), m.lower()) is not getattr(base, m.lower())]
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs["exc_info"][1] if "exc_info" in kwargs else None
+        status, body = self._error_body(status_code, exc)
+        self.set_status(status)
+        self.clear_header("Content-Type")
+        retry_after = body.get("retry_after")
+        if retry_after is not None:
+            self.set_header("Retry-After", str(int(retry_after)))
+        if self.error_template and self._wants_html():
+            self.render_page(self.error_template, error=body, status=status)
+        else:
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(dumps({"error": body}))
+
+    def _wants_html(self) -> bool:
+        return "text/html" in self.request.headers.get("Accept", "")
+
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        # Expected failures are not errors of ours: no traceback, no payload.
+        if isinstance(value, errors.YiwangError | tornado.web.HTTPError):
+            return
+        log.error(
+            "unhandled exception",
+            exc_info=(typ, value, tb),
+            extra={"fields": {"request_id": getattr(self, "request_id", ""), "method": self.request.method}},
+        )
+
+
+class APIHandler(BaseHandler):
+    """JSON in, JSON out; errors always in the {"error": {...}} shape."""
+
+    def check_xsrf_cookie(self) -> None:
+        # API clients authenticate with bearer tokens or device credentials, not cookies.
+        return None
+
+
+class HTMLHandler(BaseHandler):
+    error_template = "common/error.html"
+
+
+class NotFoundHandler(BaseHandler):
+    """Catch-all: unknown paths get the error shape (JSON, or a page for browsers)."""
+
+    error_template = "common/error.html"
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise errors.NotFound("not_found", "找不到请求的页面或接口")
+
+    def _wants_html(self) -> bool:
+        return not self.request.path.startswith("/api/") and super()._wants_html()
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """One line per request: method, route template, status, duration, request id."""
+    route = _route_template(handler)
+    status = handler.get_status()
+    fields = {
+        "method": handler.request.method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(1000.0 * handler.request.request_time(), 2),
+        "request_id": getattr(handler, "request_id", ""),
+    }
+    level = logging.INFO if status < 500 else logging.ERROR
+    log.log(level, "request", extra={"fields": fields})
+
+
+def _route_template(handler: tornado.web.RequestHandler) -> str:
+    """The matched route's pattern (no ids, no query string), else the handler name."""
+    for rule in handler.application.wildcard_router.rules:
+        matcher = getattr(rule, "matcher", None)
+        if rule.target is type(handler) and matcher is not None:
+            return str(getattr(getattr(matcher, "regex", None), "pattern", "")).rstrip("$")
+    return type(handler).__name__

@@ -1,0 +1,188 @@
+"""The one settings object, read from the environment and validated at start-up.
+
+Each setting is declared once with its default and a one-line help; the README
+table is generated from :data:`SETTINGS` (``python -m yiwang.config``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yiwang.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("YIWANG_ENV", "development", "development | production; production refuses generated secrets"),
+    Setting("HOST", "127.0.0.1", "address the HTTP server listens on"),
+    Setting("PORT", "8000", "HTTP port"),
+    Setting("PUBLIC_URL", "", "external base URL used in QR codes and links (default http://HOST:PORT)"),
+    Setting("MONGODB_URI", "", "MongoDB URI; empty starts the embedded mongoeco server on DATA_DIR"),
+    Setting("MONGODB_DB", "yiwang", "database name"),
+    Setting("DATA_DIR", "./var", "embedded database file, generated secrets, uploads"),
+    Setting("EMBEDDED_ENGINE", "sqlite", "embedded engine: sqlite (file in DATA_DIR) or memory"),
+    Setting("DEMO_DATA", "1", "load the demo catalogue, residents and certificates on start (idempotent)"),
+    Setting("LOG_LEVEL", "INFO", "logging level"),
+    Setting("WORKERS", "4", "threads for blocking work (Pillow, pyzbar, WeChat calls)"),
+    Setting("SHUTDOWN_GRACE_SECONDS", "10", "how long in-flight requests may finish after SIGTERM"),
+    Setting("PII_KEY", None, "hex 16-byte SM4 key for personal data at rest", secret=True),
+    Setting("BLIND_INDEX_KEY", None, "hex 32-byte HMAC-SM3 key for blind indexes", secret=True),
+    Setting("COOKIE_SECRET", None, "secret for signed cookies (console, kiosk sessions)", secret=True),
+    Setting("WECHAT_APPID", "wx0000000000000000", "mini-program appid"),
+    Setting("WECHAT_SECRET", None, "mini-program app secret", secret=True),
+    Setting("WECHAT_API_BASE", "https://api.weixin.qq.com", "WeChat API base URL (tests point it at a fake)"),
+)
+
+_HEX_LENGTHS = {"PII_KEY": 16, "BLIND_INDEX_KEY": 32}
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str
+    host: str
+    port: int
+    public_url: str
+    mongodb_uri: str
+    mongodb_db: str
+    data_dir: Path
+    embedded_engine: str
+    demo_data: bool
+    log_level: str
+    workers: int
+    shutdown_grace_seconds: float
+    pii_key: bytes = field(repr=False)
+    blind_index_key: bytes = field(repr=False)
+    cookie_secret: str = field(repr=False)
+    wechat_appid: str = ""
+    wechat_secret: str = field(default="", repr=False)
+    wechat_api_base: str = ""
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.mongodb_uri
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput("config.invalid", f"配置项 {name} 必须是整数") from None
+    if not low <= value <= high:
+        raise InvalidInput("config.invalid", f"配置项 {name} 超出范围 {low}–{high}")
+    return value
+
+
+def _secret_file(data_dir: Path) -> Path:
+    return data_dir / "secrets.env"
+
+
+def _generated_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets for development: generated once, kept in DATA_DIR with 0600."""
+    path = _secret_file(data_dir)
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip()
+    wanted: dict[str, Callable[[], str]] = {
+        "PII_KEY": lambda: secrets.token_hex(16),
+        "BLIND_INDEX_KEY": lambda: secrets.token_hex(32),
+        "COOKIE_SECRET": lambda: secrets.token_urlsafe(32),
+        "WECHAT_SECRET": lambda: secrets.token_hex(16),
+    }
+    missing = {k: make() for k, make in wanted.items() if k not in values}
+    if missing:
+        values.update(missing)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as out:
+            out.write("# Generated development secrets. Never used in production.\n")
+            for key, value in values.items():
+                out.write(f"{key}={value}\n")
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    return values
+
+
+def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Build and validate the config; raises InvalidInput naming the bad setting."""
+    env = dict(os.environ if environ is None else environ)
+    raw = {s.name: env.get(s.name) or s.default for s in SETTINGS}
+    mode = raw["YIWANG_ENV"] or "development"
+    if mode not in ("development", "production"):
+        raise InvalidInput("config.invalid", "YIWANG_ENV 只能是 development 或 production")
+    data_dir = Path(raw["DATA_DIR"] or "./var").resolve()
+    missing_secrets = [s.name for s in SETTINGS if s.secret and not raw[s.name]]
+    if missing_secrets:
+        if mode == "production":
+            raise InvalidInput("config.missing_secret", "生产环境必须配置密钥：" + ", ".join(missing_secrets))
+        generated = _generated_secrets(data_dir)
+        for name in missing_secrets:
+            raw[name] = generated[name]
+    for name, length in _HEX_LENGTHS.items():
+        try:
+            if len(bytes.fromhex(raw[name] or "")) != length:
+                raise ValueError
+        except ValueError:
+            raise InvalidInput("config.invalid", f"{name} 必须是 {length} 字节的十六进制") from None
+    engine = raw["EMBEDDED_ENGINE"] or "sqlite"
+    if engine not in ("sqlite", "memory"):
+        raise InvalidInput("config.invalid", "EMBEDDED_ENGINE 只能是 sqlite 或 memory")
+    if mode == "production" and not raw["MONGODB_URI"]:
+        raise InvalidInput("config.invalid", "生产环境必须配置 MONGODB_URI")
+    host = raw["HOST"] or "127.0.0.1"
+    port = _int("PORT", raw["PORT"] or "8000", 0, 65535)
+    values: dict[str, Any] = dict(
+        env=mode,
+        host=host,
+        port=port,
+        public_url=(raw["PUBLIC_URL"] or f"http://{host}:{port}").rstrip("/"),
+        mongodb_uri=raw["MONGODB_URI"] or "",
+        mongodb_db=raw["MONGODB_DB"] or "yiwang",
+        data_dir=data_dir,
+        embedded_engine=engine,
+        demo_data=(raw["DEMO_DATA"] or "0") not in ("0", "false", "no", ""),
+        log_level=(raw["LOG_LEVEL"] or "INFO").upper(),
+        workers=_int("WORKERS", raw["WORKERS"] or "4", 1, 64),
+        shutdown_grace_seconds=float(_int("SHUTDOWN_GRACE_SECONDS", raw["SHUTDOWN_GRACE_SECONDS"] or "10", 0, 600)),
+        pii_key=bytes.fromhex(raw["PII_KEY"] or ""),
+        blind_index_key=bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""),
+        cookie_secret=raw["COOKIE_SECRET"] or "",
+        wechat_appid=raw["WECHAT_APPID"] or "",
+        wechat_secret=raw["WECHAT_SECRET"] or "",
+        wechat_api_base=(raw["WECHAT_API_BASE"] or "").rstrip("/"),
+    )
+    values.update(overrides)
+    return Config(**values)
+
+
+def settings_table() -> str:
+    """Markdown table of every setting, for the README."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = "(generated in DATA_DIR in development; required in production)" if s.secret else (
+            f"`{s.default}`" if s.default else "(empty)"
+        )
+        rows.append(f"| `{s.name}` | {default} | {s.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -1,0 +1,168 @@
+"""The one crypto module: national algorithms SM2 / SM3 / SM4 from compiled code.
+
+* SM3 and HMAC-SM3 and SM4-GCM come from ``cryptography`` (OpenSSL).
+* SM2 comes from ``tongsuopy`` (Tongsuo, an OpenSSL fork with SM2 signatures);
+  ``cryptography`` has no SM2 and pure-Python SM2 is too slow.
+
+Personal data is sealed with SM4-GCM (authenticated) and found again through a
+keyed SM3-HMAC *blind index*, so the clear value is never stored or indexed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from tongsuopy.crypto import hashes as ts_hashes
+from tongsuopy.crypto import serialization as ts_serialization
+from tongsuopy.crypto.asymciphers import ec as ts_ec
+from tongsuopy.crypto.exceptions import InvalidSignature
+
+from yiwang.errors import InvalidInput
+
+SM4_KEY_BYTES = 16
+_GCM_NONCE_BYTES = 12
+_GCM_TAG_BYTES = 16
+_SEAL_VERSION = b"\x01"
+
+
+def sm3(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(data)
+    return digest.finalize()
+
+
+def sm3_hex(data: bytes) -> str:
+    return sm3(data).hex()
+
+
+def hmac_sm3(key: bytes, data: bytes) -> bytes:
+    mac = crypto_hmac.HMAC(key, hashes.SM3())
+    mac.update(data)
+    return mac.finalize()
+
+
+def constant_time_equal(a: bytes | str, b: bytes | str) -> bool:
+    a_bytes = a.encode() if isinstance(a, str) else a
+    b_bytes = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(a_bytes, b_bytes)
+
+
+def random_token(nbytes: int = 16) -> str:
+    """URL-safe random token; 16 bytes = 128 bits."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_digest(token: str) -> str:
+    """How a bearer token or one-time code is stored: its SM3 digest only."""
+    return sm3_hex(token.encode())
+
+
+def sm4_gcm_encrypt(key: bytes, plaintext: bytes, associated_data: bytes = b"") -> bytes:
+    nonce = os.urandom(_GCM_NONCE_BYTES)
+    encryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
+    encryptor.authenticate_additional_data(associated_data)
+    body = encryptor.update(plaintext) + encryptor.finalize()
+    return nonce + body + encryptor.tag
+
+
+def sm4_gcm_decrypt(key: bytes, sealed: bytes, associated_data: bytes = b"") -> bytes:
+    if len(sealed) < _GCM_NONCE_BYTES + _GCM_TAG_BYTES:
+        raise InvalidInput("crypto.corrupt", "数据已损坏")
+    nonce, body, tag = sealed[:_GCM_NONCE_BYTES], sealed[_GCM_NONCE_BYTES:-_GCM_TAG_BYTES], sealed[-_GCM_TAG_BYTES:]
+    decryptor = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
+    decryptor.authenticate_additional_data(associated_data)
+    try:
+        return decryptor.update(body) + decryptor.finalize()
+    except InvalidTag:
+        raise InvalidInput("crypto.corrupt", "数据已损坏或密钥不匹配") from None
+
+
+class FieldCipher:
+    """Seals personal fields for storage and computes their blind indexes.
+
+    ``purpose`` is bound into both the ciphertext (as associated data) and the
+    blind index, so an encrypted phone number cannot be swapped in for an ID
+    number, and equal values of different kinds index differently.
+    """
+
+    def __init__(self, encryption_key: bytes, index_key: bytes) -> None:
+        if len(encryption_key) != SM4_KEY_BYTES:
+            raise InvalidInput("crypto.key", "SM4 密钥长度必须为 16 字节")
+        self._key = encryption_key
+        self._index_key = index_key
+
+    def seal(self, purpose: str, value: str) -> str:
+        sealed = sm4_gcm_encrypt(self._key, value.encode(), purpose.encode())
+        return base64.b64encode(_SEAL_VERSION + sealed).decode()
+
+    def open(self, purpose: str, sealed: str) -> str:
+        raw = base64.b64decode(sealed)
+        if raw[:1] != _SEAL_VERSION:
+            raise InvalidInput("crypto.corrupt", "数据版本未知")
+        return sm4_gcm_decrypt(self._key, raw[1:], purpose.encode()).decode()
+
+    def blind_index(self, purpose: str, value: str) -> str:
+        return hmac_sm3(self._index_key, purpose.encode() + b"\x00" + value.encode()).hex()
+
+
+# --- SM2 -----------------------------------------------------------------
+
+_SM2_SIGNATURE = ts_ec.ECDSA(ts_hashes.SM3())
+
+
+class SM2Signer:
+    """An SM2 key pair for signing; the private key never leaves this object."""
+
+    def __init__(self, private_key: ts_ec.EllipticCurvePrivateKey) -> None:
+        self._key = private_key
+
+    @classmethod
+    def generate(cls) -> SM2Signer:
+        return cls(ts_ec.generate_private_key(ts_ec.SM2()))
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> SM2Signer:
+        key = ts_serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, ts_ec.EllipticCurvePrivateKey):
+            raise InvalidInput("crypto.key", "不是 SM2 私钥")
+        return cls(key)
+
+    def private_pem(self) -> bytes:
+        return self._key.private_bytes(
+            ts_serialization.Encoding.PEM,
+            ts_serialization.PrivateFormat.PKCS8,
+            ts_serialization.NoEncryption(),
+        )
+
+    def public_key_raw(self) -> bytes:
+        """Uncompressed point 04‖x‖y (65 bytes), the usual SM2 public key form."""
+        return self._key.public_key().public_bytes(
+            ts_serialization.Encoding.X962, ts_serialization.PublicFormat.UncompressedPoint
+        )
+
+    def public_pem(self) -> str:
+        return (
+            self._key.public_key()
+            .public_bytes(ts_serialization.Encoding.PEM, ts_serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        """SM2 signature (DER) with SM3, default signer id 1234567812345678."""
+        return self._key.sign(message, _SM2_SIGNATURE)
+
+
+def sm2_verify(public_key_raw: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        key = ts_ec.EllipticCurvePublicKey.from_encoded_point(ts_ec.SM2(), public_key_raw)
+        key.verify(signature, message, _SM2_SIGNATURE)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

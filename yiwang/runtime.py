@@ -1,0 +1,78 @@
+"""Start-up and shutdown of the process's shared resources, in named steps
+that mirror each other: database, store, crypto, offloader, demo data.
+
+``server.py`` and the tests both use :func:`open_services` / ``close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from yiwang.blocking import Offloader
+from yiwang.config import Config
+from yiwang.crypto import FieldCipher
+from yiwang.embedded import EmbeddedMongo
+from yiwang.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a request may need, built once per process."""
+
+    config: Config
+    store: Store
+    cipher: FieldCipher
+    offload: Offloader
+    embedded: EmbeddedMongo | None = None
+    # Per-concept long-lived objects (caches, clients, channels), keyed by concept.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self, *, close_store: bool = True) -> None:
+        for name, extra in reversed(list(self.extras.items())):
+            closer = getattr(extra, "aclose", None)
+            if closer is not None:
+                try:
+                    await closer()
+                except Exception:
+                    log.exception("close failed", extra={"fields": {"resource": name}})
+        if close_store:
+            await self.store.close()
+        self.offload.shutdown()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+
+
+async def open_services(config: Config, *, store: Store | None = None) -> Services:
+    embedded = None
+    if store is None:
+        uri = config.mongodb_uri
+        if not uri:
+            path = config.data_dir / "yiwang.sqlite" if config.embedded_engine == "sqlite" else None
+            embedded = EmbeddedMongo(path)
+            uri = await asyncio.to_thread(embedded.start)
+            log.info("embedded database started", extra={"fields": {"engine": config.embedded_engine}})
+        store = Store.connect(uri, config.mongodb_db)
+    try:
+        await store.prepare()
+        services = Services(
+            config=config,
+            store=store,
+            cipher=FieldCipher(config.pii_key, config.blind_index_key),
+            offload=Offloader(config.workers),
+            embedded=embedded,
+        )
+        if config.demo_data:
+            from yiwang.seed import load_demo_data
+
+            await load_demo_data(services)
+    except BaseException:
+        await store.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        raise
+    return services

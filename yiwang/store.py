@@ -1,0 +1,162 @@
+"""The store owns the MongoDB client, the collection names and the indexes.
+
+It works the same against a real MongoDB (≥ 7) and the embedded mongoeco wire
+server. Rules that keep both happy (see docs/embedded-db.md):
+string ``_id`` values (numeric ids make the embedded engine scan), unique
+indexes on string fields, no change streams, no capped collections.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+
+# Every collection, with the indexes it needs. Nothing else creates indexes.
+INDEXES: Mapping[str, Sequence[IndexModel]] = {
+    "meta": [],
+    "audit": [
+        IndexModel([("seq", ASCENDING)], unique=True, name="seq_unique"),
+        IndexModel([("subject", ASCENDING), ("at", DESCENDING)], name="subject_at"),
+        IndexModel([("actor.id", ASCENDING), ("at", DESCENDING)], name="actor_at"),
+    ],
+    # catalogue
+    "departments": [],
+    "certificate_types": [],
+    "items": [IndexModel([("department", ASCENDING)], name="department")],
+    "item_versions": [IndexModel([("code", ASCENDING), ("version", DESCENDING)], name="code_version")],
+    "scenarios": [],
+    "halls": [IndexModel([("city", ASCENDING)], name="city")],
+    # people
+    "residents": [IndexModel([("number.index", ASCENDING)], unique=True, name="number_index_unique")],
+    "companies": [IndexModel([("number.index", ASCENDING)], unique=True, name="number_index_unique")],
+    # e-certificates
+    "certificates": [
+        IndexModel([("holder.index", ASCENDING), ("status", ASCENDING)], name="holder_status"),
+        IndexModel([("identifier", ASCENDING)], unique=True, name="identifier_unique"),
+        IndexModel([("type", ASCENDING), ("issuer", ASCENDING), ("number", ASCENDING)], name="type_issuer_number"),
+    ],
+    "certificate_history": [IndexModel([("certificate_id", ASCENDING), ("version", ASCENDING)], name="cert_version")],
+    "certificate_access": [IndexModel([("certificate_id", ASCENDING), ("at", DESCENDING)], name="cert_at")],
+    "certificate_copies": [IndexModel([("certificate_id", ASCENDING), ("made_at", DESCENDING)], name="cert_made")],
+    "display_codes": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl")],
+    "consent_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl")],
+    "issuer_nonces": [IndexModel([("at", ASCENDING)], expireAfterSeconds=900, name="at_ttl")],
+    "issuer_requests": [],
+    "signing_keys": [],
+    # mobile
+    "wechat_accounts": [IndexModel([("person_index", ASCENDING)], name="person_index")],
+    "mobile_tokens": [
+        IndexModel([("account_id", ASCENDING)], name="account"),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl"),
+    ],
+    "wechat_access_tokens": [],
+    "applications": [
+        IndexModel([("applicant.index", ASCENDING), ("updated_at", DESCENDING)], name="applicant_updated"),
+        IndexModel([("item", ASCENDING), ("status", ASCENDING)], name="item_status"),
+        IndexModel([("agent", ASCENDING), ("updated_at", DESCENDING)], name="agent_updated"),
+        IndexModel([("submitted_at", ASCENDING)], name="submitted_at"),
+    ],
+    "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86400, name="created_ttl")],
+    "uploads": [IndexModel([("owner", ASCENDING)], name="owner")],
+    "notifications": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")],
+    "evaluations": [],
+    "rectifications": [],
+    "complaints": [IndexModel([("owner", ASCENDING)], name="owner")],
+    "agents": [],
+    "authorisations": [IndexModel([("agent", ASCENDING), ("resident_index", ASCENDING)], name="agent_resident")],
+    # kiosks and devices
+    "devices": [IndexModel([("hall", ASCENDING)], name="hall")],
+    "enrolment_codes": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
+    "device_messages": [IndexModel([("created_at", ASCENDING)], name="created_at")],
+    "device_deliveries": [IndexModel([("message_id", ASCENDING)], name="message")],
+    "kiosk_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
+    "kiosk_events": [IndexModel([("hall", ASCENDING), ("at", DESCENDING)], name="hall_at")],
+    # console
+    "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
+    "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
+    "login_attempts": [IndexModel([("at", ASCENDING)], expireAfterSeconds=3600, name="at_ttl")],
+    "content": [IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status")],
+    "content_versions": [IndexModel([("content_id", ASCENDING), ("version", DESCENDING)], name="content_version")],
+}
+
+Migration = Callable[["Store"], Awaitable[None]]
+
+
+async def _initial_schema(store: Store) -> None:
+    """Version 1: the collections and indexes above; nothing to transform."""
+
+
+# Ordered, append-only. Each runs once; the version reached is kept in `meta`.
+MIGRATIONS: Sequence[tuple[int, str, Migration]] = ((1, "initial schema", _initial_schema),)
+
+
+class Store:
+    """One database handle shared by the whole process."""
+
+    def __init__(self, client: AsyncMongoClient[Document], db_name: str) -> None:
+        self.client = client
+        self.db: AsyncDatabase[Document] = client[db_name]
+
+    @classmethod
+    def connect(cls, uri: str, db_name: str) -> Store:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, appname="yiwang"
+        )
+        return cls(client, db_name)
+
+    def __getitem__(self, name: str) -> AsyncCollection[Document]:
+        if name not in INDEXES:
+            raise KeyError(f"unknown collection {name!r}: declare it in yiwang.store.INDEXES")
+        return self.db[name]
+
+    async def ensure_indexes(self) -> None:
+        """Create every declared index; idempotent, safe on every start."""
+        for name, models in INDEXES.items():
+            if models:
+                await self.db[name].create_indexes(list(models))
+
+    async def migrate(self) -> int:
+        meta = self.db["meta"]
+        current = await meta.find_one({"_id": "schema_version"})
+        version = int(current["version"]) if current else 0
+        for number, title, step in MIGRATIONS:
+            if number <= version:
+                continue
+            log.info("migration", extra={"fields": {"version": number, "title": title}})
+            await step(self)
+            await meta.update_one(
+                {"_id": "schema_version"},
+                {"$set": {"version": number, "title": title, "at": utcnow()}},
+                upsert=True,
+            )
+            version = number
+        return version
+
+    async def prepare(self) -> None:
+        await self.ensure_indexes()
+        await self.migrate()
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
