@@ -129,3 +129,6 @@ async def server(services: Services) -> AsyncIterator[str]:
 async def client(server: str) -> AsyncIterator[Client]:
     async with aiohttp.ClientSession() as session:
         yield Client(server, session)
+
+
+pytest_plugins = ("tests.support.browser",)
