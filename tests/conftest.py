@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +23,7 @@ from yiwang.embedded import EmbeddedMongo
 from yiwang.runtime import Services, open_services
 from yiwang.store import Store
 
+ROOT = Path(__file__).resolve().parent.parent
 SECURITY_HEADERS = ("X-Content-Type-Options", "X-Request-Id", "Referrer-Policy")
 
 

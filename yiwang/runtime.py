@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from yiwang.blocking import Offloader
+from yiwang.catalog import Catalog
 from yiwang.config import Config
 from yiwang.crypto import FieldCipher
 from yiwang.embedded import EmbeddedMongo
@@ -28,6 +29,7 @@ class Services:
     store: Store
     cipher: FieldCipher
     offload: Offloader
+    catalog: Catalog
     embedded: EmbeddedMongo | None = None
     # Per-concept long-lived objects (caches, clients, channels), keyed by concept.
     extras: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +66,7 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
             store=store,
             cipher=FieldCipher(config.pii_key, config.blind_index_key),
             offload=Offloader(config.workers),
+            catalog=Catalog(store),
             embedded=embedded,
         )
         if config.demo_data:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from yiwang.catalog import load_catalog_files
+from yiwang.people import load_demo_people
+
 if TYPE_CHECKING:
     from yiwang.runtime import Services
 
@@ -13,4 +16,7 @@ log = logging.getLogger(__name__)
 
 async def load_demo_data(services: Services) -> None:
     """Each concept loads its own demo files; every loader upserts by code."""
+    await load_catalog_files(services.store)
+    await load_demo_people(services.store, services.cipher)
+    services.catalog.invalidate()
     log.info("demo data loaded")

@@ -1,0 +1,73 @@
+"""The catalogue as residents meet it: search, hot items, one-time guidance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import ROOT
+from yiwang.catalog import plan_scenario
+from yiwang.errors import InvalidInput
+from yiwang.runtime import Services
+from yiwang.seed import load_demo_data
+
+
+@pytest.fixture
+async def demo(services: Services) -> Services:
+    await load_demo_data(services)
+    return services
+
+
+async def test_social_security_card_is_found_by_initials_and_by_a_homophone_typo(demo: Services) -> None:
+    for query in ("sb", "社宝卡", "社保卡", "shebaoka"):
+        names = [item["name"] for item in await demo.catalog.search(query)]
+        assert any("社保卡" in n or "社会保障卡" in n for n in names[:5]), (query, names[:5])
+
+
+async def test_nonsense_finds_nothing(demo: Services) -> None:
+    assert await demo.catalog.search("火星移民签证") == []
+
+
+async def test_overlong_query_is_refused(demo: Services) -> None:
+    with pytest.raises(InvalidInput):
+        await demo.catalog.search("社" * 51)
+
+
+async def test_birth_scenario_plan_lists_items_in_order_and_marks_held_certificates(demo: Services) -> None:
+    snap = await demo.catalog.snapshot()
+    scenario = snap.scenarios["birth"]
+    answers = {q["id"]: q["options"][0]["value"] for q in scenario["questions"]}
+    plan = plan_scenario(scenario, answers, snap.items, held_certificate_types={"resident_id_card"})
+    assert len(plan.items) >= 3
+    codes = [i.code for i in plan.items]
+    assert len(codes) == len(set(codes))
+    id_materials = [m for i in plan.items for m in i.materials if m.certificate_type == "resident_id_card"]
+    assert id_materials and all(m.no_need_to_bring for m in id_materials)
+    others = [m for i in plan.items for m in i.materials if m.certificate_type not in (None, "resident_id_card")]
+    assert all(not m.no_need_to_bring for m in others)
+
+
+async def test_unanswered_question_is_named(demo: Services) -> None:
+    snap = await demo.catalog.snapshot()
+    scenario = snap.scenarios["birth"]
+    with pytest.raises(InvalidInput) as caught:
+        plan_scenario(scenario, {}, snap.items)
+    assert set(caught.value.fields or {}) == {q["id"] for q in scenario["questions"]}
+
+
+async def test_demo_data_loads_idempotently(demo: Services) -> None:
+    before = await demo.store["items"].count_documents({})
+    residents = await demo.store["residents"].count_documents({})
+    await load_demo_data(demo)
+    assert await demo.store["items"].count_documents({}) == before >= 40
+    assert await demo.store["residents"].count_documents({}) == residents > 0
+
+
+async def test_residents_are_stored_without_clear_personal_data(demo: Services) -> None:
+    clear = json.loads((ROOT / "data/demo/residents.json").read_text(encoding="utf-8"))
+    stored = json.dumps([d async for d in demo.store["residents"].find({})], ensure_ascii=False, default=str)
+    for person in clear:
+        assert person["id_number"] not in stored
+        assert person["name"] not in stored
+        assert person["phone"] not in stored

@@ -1,0 +1,364 @@
+"""The service catalogue (事项目录): items, life-event scenarios, halls.
+
+Read-mostly, so it is cached in the process and invalidated through a version
+number in ``meta`` (a change made by any process is seen by all within
+``REFRESH_SECONDS``). Search understands Chinese, pinyin initials and typos.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pypinyin import Style, lazy_pinyin
+from rapidfuzz import fuzz
+
+from yiwang.errors import InvalidInput, NotFound
+from yiwang.store import Document, Store
+from yiwang.timeutil import utcnow
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+REFRESH_SECONDS = 1.0
+CATALOG_VERSION_ID = "catalog_version"
+CHANNELS = ("kiosk", "mobile", "window")
+
+
+def _read(name: str) -> Any:
+    return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
+
+
+async def bump_version(store: Store) -> None:
+    """Tell every process that the catalogue changed."""
+    await store["meta"].update_one({"_id": CATALOG_VERSION_ID}, {"$inc": {"version": 1}}, upsert=True)
+
+
+async def load_catalog_files(store: Store) -> None:
+    """Upsert the catalogue from data/ (idempotent). Items edited in the console
+    (version > 1) are left as they are."""
+    for collection, filename in (("departments", "departments.json"), ("halls", "halls.json")):
+        for entry in _read(filename):
+            await store[collection].replace_one({"_id": entry["code"]}, {"_id": entry["code"], **entry}, upsert=True)
+    for scenario in _read("scenarios.json"):
+        existing = await store["scenarios"].find_one({"_id": scenario["code"]}, {"edited": 1})
+        if existing is None or not existing.get("edited"):  # console edits win over the seed file
+            document = {"_id": scenario["code"], **scenario}
+            await store["scenarios"].replace_one({"_id": scenario["code"]}, document, upsert=True)
+    now = utcnow()
+    for item in _read("items.json"):
+        existing = await store["items"].find_one({"_id": item["code"]}, {"version": 1})
+        if existing is None:
+            document = {"_id": item["code"], **item, "version": 1, "updated_at": now}
+            await store["items"].insert_one(document)
+            await store["item_versions"].insert_one(
+                {"_id": f"{item['code']}:1", "code": item["code"], "version": 1, "item": item, "at": now, "by": "seed"}
+            )
+        elif existing.get("version", 1) == 1:
+            await store["items"].update_one({"_id": item["code"]}, {"$set": item})
+    await bump_version(store)
+
+
+# ---- search ---------------------------------------------------------------
+
+
+def _pinyin_forms(text: str) -> tuple[str, str]:
+    syllables = lazy_pinyin(text, errors="ignore")
+    initials = lazy_pinyin(text, style=Style.FIRST_LETTER, errors="ignore")
+    return "".join(syllables).lower(), "".join(initials).lower()
+
+
+@dataclass(frozen=True)
+class SearchEntry:
+    code: str
+    texts: tuple[str, ...]
+    pinyin: tuple[str, ...]
+    initials: tuple[str, ...]
+    syllables: tuple[tuple[str, ...], ...]
+
+
+def _search_entry(item: Mapping[str, Any]) -> SearchEntry:
+    texts = tuple(t for t in [item["name"], item.get("short_name", ""), *item.get("keywords", [])] if t)
+    forms = [_pinyin_forms(t) for t in texts]
+    return SearchEntry(
+        item["code"],
+        texts,
+        tuple(f[0] for f in forms),
+        tuple(f[1] for f in forms),
+        tuple(tuple(lazy_pinyin(t, errors="ignore")) for t in texts),
+    )
+
+
+def _syllable_window_match(query: Sequence[str], text: Sequence[str]) -> float:
+    """Best share of query syllables matched in order by a window of the text:
+    a homophone typo (社宝卡 for 社保卡) sounds the same and matches fully."""
+    if not query or len(text) < len(query):
+        return 0.0
+    best = 0
+    for start in range(len(text) - len(query) + 1):
+        best = max(best, sum(a == b for a, b in zip(query, text[start : start + len(query)], strict=True)))
+    return best / len(query)
+
+
+def _score(entry: SearchEntry, query: str) -> float:
+    q = query.strip().lower()
+    if not q:
+        return 0.0
+    if q.isascii():
+        best = 0.0
+        for full, initials in zip(entry.pinyin, entry.initials, strict=True):
+            if initials.startswith(q) or full.startswith(q):
+                best = max(best, 100.0)
+            elif q in initials or q in full:
+                best = max(best, 90.0)
+            elif len(q) >= 4:
+                best = max(best, fuzz.partial_ratio(q, full) * 0.9)
+        return best
+    best = 0.0
+    q_syllables = lazy_pinyin(q, errors="ignore")
+    for text, syllables in zip(entry.texts, entry.syllables, strict=True):
+        if q in text:
+            return 100.0
+        best = max(best, 95.0 * _syllable_window_match(q_syllables, syllables))
+        if len(q) >= 3:  # a wrong or missing character in a longer query
+            best = max(best, fuzz.partial_ratio(q, text) * 0.9)
+    return best
+
+
+SEARCH_THRESHOLD = 80.0
+
+# ---- cache ------------------------------------------------------------------
+
+
+@dataclass
+class CatalogSnapshot:
+    version: int
+    items: dict[str, Document]
+    scenarios: dict[str, Document]
+    halls: dict[str, Document]
+    departments: dict[str, Document]
+    search: list[SearchEntry] = field(default_factory=list)
+
+
+class Catalog:
+    """In-process cache of the catalogue, refreshed when its version changes."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._snapshot: CatalogSnapshot | None = None
+        self._checked_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def snapshot(self) -> CatalogSnapshot:
+        if self._snapshot is not None and time.monotonic() - self._checked_at < REFRESH_SECONDS:
+            return self._snapshot
+        async with self._lock:
+            if self._snapshot is not None and time.monotonic() - self._checked_at < REFRESH_SECONDS:
+                return self._snapshot
+            meta = await self._store["meta"].find_one({"_id": CATALOG_VERSION_ID})
+            version = int(meta["version"]) if meta else 0
+            if self._snapshot is None or self._snapshot.version != version:
+                self._snapshot = await self._load(version)
+            self._checked_at = time.monotonic()
+            return self._snapshot
+
+    def invalidate(self) -> None:
+        self._checked_at = 0.0
+        self._snapshot = None
+
+    async def _load(self, version: int) -> CatalogSnapshot:
+        async def by_id(name: str) -> dict[str, Document]:
+            return {doc["_id"]: doc async for doc in self._store[name].find({})}
+
+        items = await by_id("items")
+        return CatalogSnapshot(
+            version=version,
+            items=items,
+            scenarios=await by_id("scenarios"),
+            halls=await by_id("halls"),
+            departments=await by_id("departments"),
+            search=[_search_entry(item) for item in items.values()],
+        )
+
+    # ---- queries ----------------------------------------------------------
+
+    async def item(self, code: str) -> Document:
+        snap = await self.snapshot()
+        try:
+            return snap.items[code]
+        except KeyError:
+            raise NotFound("catalog.item_not_found", "找不到该事项") from None
+
+    async def scenario(self, code: str) -> Document:
+        snap = await self.snapshot()
+        try:
+            return snap.scenarios[code]
+        except KeyError:
+            raise NotFound("catalog.scenario_not_found", "找不到该场景") from None
+
+    async def hall(self, code: str) -> Document:
+        snap = await self.snapshot()
+        try:
+            return snap.halls[code]
+        except KeyError:
+            raise NotFound("catalog.hall_not_found", "找不到该服务大厅") from None
+
+    async def items_list(self, *, channel: str | None = None) -> list[Document]:
+        snap = await self.snapshot()
+        return [i for i in snap.items.values() if channel is None or channel in i.get("channels", [])]
+
+    async def scenarios_list(self) -> list[Document]:
+        return list((await self.snapshot()).scenarios.values())
+
+    async def search(self, query: str, *, channel: str | None = None, limit: int = 20) -> list[Document]:
+        if len(query) > 50:
+            raise InvalidInput("catalog.query_too_long", "搜索词不能超过 50 个字")
+        snap = await self.snapshot()
+        scored = [(_score(entry, query), entry.code) for entry in snap.search]
+        hits = sorted(((s, c) for s, c in scored if s >= SEARCH_THRESHOLD), key=lambda sc: (-sc[0], sc[1]))
+        results = [snap.items[c] for _, c in hits]
+        if channel is not None:
+            results = [i for i in results if channel in i.get("channels", [])]
+        return results[:limit]
+
+
+async def hot_items(
+    store: Store, catalog: Catalog, *, channel: str | None = None, limit: int = 10, days: int = 30
+) -> list[Document]:
+    """Hot first: applications over the last ``days`` days, then the seeded popularity."""
+    since = utcnow() - dt.timedelta(days=days)
+    counts: dict[str, int] = {}
+    cursor = await store["applications"].aggregate(
+        [{"$match": {"submitted_at": {"$gte": since}}}, {"$group": {"_id": "$item", "n": {"$sum": 1}}}]
+    )
+    async for row in cursor:
+        counts[row["_id"]] = row["n"]
+    items = await catalog.items_list(channel=channel)
+    items.sort(key=lambda i: (-counts.get(i["code"], 0), -int(i.get("popularity", 0)), i["code"]))
+    return items[:limit]
+
+
+# ---- scenario guidance (一次性告知) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedMaterial:
+    id: str
+    name: str
+    form: str
+    copies: int
+    required: bool
+    note: str
+    certificate_type: str | None
+    no_need_to_bring: bool  # 免提交: the resident holds it as an e-certificate
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    code: str
+    name: str
+    department: str
+    channels: tuple[str, ...]
+    window_required: bool
+    promised_days: int
+    legal_days: int
+    fee: Mapping[str, Any]
+    materials: tuple[PlannedMaterial, ...]
+    windows: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    scenario: str
+    name: str
+    answers: Mapping[str, str]
+    items: tuple[PlannedItem, ...]
+    notes: tuple[str, ...]
+
+
+def validate_answers(scenario: Mapping[str, Any], answers: Mapping[str, Any]) -> dict[str, str]:
+    """Every question answered with one of its options; nothing else."""
+    problems: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    questions = {q["id"]: q for q in scenario["questions"]}
+    for key in answers:
+        if key not in questions:
+            problems[key] = "没有这个问题"
+    for qid, question in questions.items():
+        value = answers.get(qid)
+        allowed = {o["value"] for o in question["options"]}
+        if value is None:
+            problems[qid] = "请回答：" + question["text"]
+        elif value not in allowed:
+            problems[qid] = "请选择给出的选项之一"
+        else:
+            clean[qid] = str(value)
+    if problems:
+        raise InvalidInput("scenario.answers_invalid", "请完整回答所有问题", fields=problems)
+    return clean
+
+
+def plan_scenario(
+    scenario: Mapping[str, Any],
+    answers: Mapping[str, Any],
+    items: Mapping[str, Mapping[str, Any]],
+    *,
+    held_certificate_types: Iterable[str] = (),
+    hall: Mapping[str, Any] | None = None,
+) -> Plan:
+    """The personal checklist: items in order, each with its exact materials."""
+    clean = validate_answers(scenario, answers)
+    held = set(held_certificate_types)
+    ordered: list[str] = []
+    for rule in scenario["rules"]:
+        if all(clean.get(k) == v for k, v in rule["when"].items()):
+            ordered.extend(code for code in rule["items"] if code not in ordered)
+    windows_by_item: dict[str, list[str]] = {}
+    for window in (hall or {}).get("windows", []):
+        for code in window.get("items", []):
+            windows_by_item.setdefault(code, []).append(window["number"])
+    planned = []
+    for code in ordered:
+        item = items[code]
+        planned.append(
+            PlannedItem(
+                code=code,
+                name=item["name"],
+                department=item["department"],
+                channels=tuple(item.get("channels", [])),
+                window_required=bool(item.get("window_required")),
+                promised_days=int(item.get("promised_days", 0)),
+                legal_days=int(item.get("legal_days", 0)),
+                fee=item.get("fee", {}),
+                materials=tuple(_plan_material(m, held) for m in item.get("materials", [])),
+                windows=tuple(windows_by_item.get(code, [])),
+            )
+        )
+    return Plan(scenario["code"], scenario["name"], clean, tuple(planned), tuple(scenario.get("notes", [])))
+
+
+def _plan_material(material: Mapping[str, Any], held: set[str]) -> PlannedMaterial:
+    cert_type = material.get("certificate_type")
+    return PlannedMaterial(
+        id=material["id"],
+        name=material["name"],
+        form=material.get("form", "original"),
+        copies=int(material.get("copies", 1)),
+        required=bool(material.get("required", True)),
+        note=material.get("note", ""),
+        certificate_type=cert_type,
+        no_need_to_bring=bool(cert_type and cert_type in held),
+    )
+
+
+def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The public fields of an item, for lists."""
+    keys: Sequence[str] = (
+        "code", "name", "short_name", "department", "kind", "legal_days", "promised_days", "fee", "channels",
+        "window_required",
+    )  # fmt: skip
+    return {k: item.get(k) for k in keys}
