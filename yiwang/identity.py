@@ -165,11 +165,24 @@ class OneNumber:
 
 
 def parse_one_number(raw: str) -> OneNumber:
-    """Accept either a citizen ID number or a credit code, by shape."""
-    value = raw.strip().upper() if isinstance(raw, str) else raw
-    if isinstance(value, str) and len(value) == 18 and not value[:17].isdigit():
-        return OneNumber("organisation", normalize_credit_code(value))
-    return OneNumber("person", normalize_id_number(raw))
+    """Accept either a citizen ID number or a credit code.
+
+    Both are 18 characters and a credit code may be all digits, so the shape
+    alone cannot decide: whichever validates wins; if neither does, the error
+    of the likelier kind is reported.
+    """
+    if not isinstance(raw, str):
+        raise InvalidInput("one_number.type", "证件号码必须是文字")
+    value = raw.strip().upper()
+    try:
+        return OneNumber("person", normalize_id_number(value))
+    except InvalidInput as id_error:
+        if len(value) == 18 and not (value[:17].isdigit() and value[17] in "0123456789X"):
+            return OneNumber("organisation", normalize_credit_code(value))
+        try:
+            return OneNumber("organisation", normalize_credit_code(value))
+        except InvalidInput:
+            raise id_error from None
 
 
 def mask_number(value: str) -> str:
