@@ -15,16 +15,42 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import dataclass
 
+import tornado.web
 from tornado.httpserver import HTTPServer
 
 from web.app import make_app
-from yiwang.config import load_config
+from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
 from yiwang.logs import configure_logging
-from yiwang.runtime import open_services
+from yiwang.runtime import Services, open_services
 
 log = logging.getLogger("yiwang.server")
+
+
+@dataclass
+class Running:
+    app: tornado.web.Application
+    http: HTTPServer
+    services: Services
+
+
+def listen(app: tornado.web.Application, config: Config) -> HTTPServer:
+    http = HTTPServer(app, xheaders=True, max_body_size=32 * 1024 * 1024, idle_connection_timeout=60)
+    http.listen(config.port, config.host)
+    return http
+
+
+async def shutdown(running: Running, grace_seconds: float) -> None:
+    """Stop accepting, drain in-flight requests, then close everything."""
+    log.info("shutting down", extra={"fields": {"inflight": len(running.app.settings["inflight"])}})
+    running.http.stop()
+    if not await running.app.settings["inflight"].wait_idle(grace_seconds):
+        log.warning("grace period over; closing remaining connections")
+    await running.http.close_all_connections()
+    await running.services.close()
+    log.info("stopped")
 
 
 async def serve() -> None:
@@ -32,8 +58,7 @@ async def serve() -> None:
     configure_logging(config.log_level)
     services = await open_services(config)
     app = make_app(services)
-    server = HTTPServer(app, xheaders=True, max_body_size=32 * 1024 * 1024, idle_connection_timeout=60)
-    server.listen(config.port, config.host)
+    running = Running(app, listen(app, config), services)
     base = config.public_url
     log.info("listening", extra={"fields": {"host": config.host, "port": config.port}})
     print(
@@ -49,13 +74,7 @@ async def serve() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down")
-    server.stop()  # stop accepting new connections
-    if not await app.settings["inflight"].wait_idle(config.shutdown_grace_seconds):
-        log.warning("grace period over; closing remaining connections")
-    await server.close_all_connections()
-    await services.close()
-    log.info("stopped")
+    await shutdown(running, config.shutdown_grace_seconds)
 
 
 def main() -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import aiohttp
 import pytest
 from pymongo import AsyncMongoClient
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
 
 from tests.conftest import Client
+from web.app import make_app
+from web.base import APIHandler
 from yiwang.store import Store
 
 
@@ -50,3 +57,41 @@ async def test_readiness_fails_when_the_database_is_gone(services, client: Clien
         services.store = working
     assert status == 503
     assert body["db"] == "unreachable"
+
+
+class EchoHandler(APIHandler):
+    async def post(self) -> None:
+        self.write_json({"received": self.json_body()})
+
+
+@pytest.fixture
+async def echo_client(services) -> AsyncIterator[Client]:
+    app = make_app(services, extra_routes=[(r"/api/echo", EchoHandler)])
+    sock, port = bind_unused_port()
+    http = HTTPServer(app)
+    http.add_sockets([sock])
+    async with aiohttp.ClientSession() as session:
+        yield Client(f"http://127.0.0.1:{port}", session)
+    http.stop()
+    await http.close_all_connections()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code"),
+    [
+        (b"{not json", "application/json", "request.malformed_json"),
+        (b"[1, 2]", "application/json", "request.malformed_json"),
+        (b"\xff\xfe", "application/json", "request.malformed_json"),
+        (b"a=1", "application/x-www-form-urlencoded", "request.content_type"),
+    ],
+)
+async def test_malformed_json_gets_a_clear_400(echo_client: Client, body: bytes, content_type: str, code: str) -> None:
+    status, answer, _ = await echo_client.post("/api/echo", data=body, headers={"Content-Type": content_type})
+    assert status == 400
+    assert answer["error"]["code"] == code
+    assert answer["error"]["message"]
+
+
+async def test_well_formed_json_passes(echo_client: Client) -> None:
+    status, answer, _ = await echo_client.post("/api/echo", json={"名字": "值"})
+    assert (status, answer) == (200, {"received": {"名字": "值"}})

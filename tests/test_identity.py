@@ -149,3 +149,12 @@ def test_stored_number_is_sealed_and_found_by_blind_index() -> None:
     other_key = FieldCipher(b"2" * 16, b"1" * 32)
     with pytest.raises(InvalidInput):
         reveal_number(other_key, stored)
+
+
+def test_all_digit_credit_codes_are_read_as_organisations() -> None:
+    # Government organs' codes can be digits only; they are not ID numbers.
+    body = "00749912"
+    first17 = "11440100" + body + org_code_check_character(body)
+    code = first17 + credit_check_character(first17)
+    assert code[:17].isdigit()
+    assert parse_one_number(code).kind == "organisation"

@@ -31,8 +31,8 @@ def make_jinja() -> jinja2.Environment:
     return env
 
 
-def make_app(services: Services, **overrides: Any) -> tornado.web.Application:
-    routes: list[Any] = []
+def make_app(services: Services, *, extra_routes: list[Any] | None = None, **overrides: Any) -> tornado.web.Application:
+    routes: list[Any] = list(extra_routes or [])
     for module_name in SURFACES:
         routes.extend(importlib.import_module(module_name).routes())
     settings: dict[str, Any] = dict(

@@ -1,0 +1,113 @@
+"""Start-up, shutdown and restart behave as operators expect."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from server import Running, listen, shutdown
+from tests.conftest import ROOT, free_port
+from web.app import make_app
+from web.base import APIHandler
+from yiwang.config import Config
+from yiwang.embedded import EmbeddedMongo
+from yiwang.runtime import open_services
+from yiwang.store import Store
+
+
+class SlowHandler(APIHandler):
+    async def get(self) -> None:
+        await asyncio.sleep(1.0)
+        self.write_json({"finished": True})
+
+
+async def test_request_in_flight_when_shutdown_starts_completes(store: Store, mongo_uri: str, config: Config) -> None:
+    port = free_port()
+    # Its own client on the test's database: shutdown closes it as server.py does.
+    services = await open_services(config, store=Store.connect(mongo_uri, store.db.name))
+    app = make_app(services, extra_routes=[(r"/slow", SlowHandler)])
+    running = Running(app, listen(app, Config(**{**config.__dict__, "port": port})), services)
+    async with aiohttp.ClientSession() as session:
+        in_flight = asyncio.create_task(session.get(f"http://127.0.0.1:{port}/slow"))
+        await asyncio.sleep(0.3)  # the request is now being handled
+        closing = asyncio.create_task(shutdown(running, grace_seconds=5))
+        response = await in_flight
+        assert response.status == 200
+        assert await response.json() == {"finished": True}
+        await closing
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await session.get(f"http://127.0.0.1:{port}/healthz")
+
+
+def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+
+    async def write(uri: str) -> None:
+        store = Store.connect(uri, "restart")
+        await store.prepare()
+        await store["meta"].insert_one({"_id": "kept", "value": "写入的数据"})
+        await store.close()
+
+    async def read(uri: str) -> object:
+        store = Store.connect(uri, "restart")
+        found = await store["meta"].find_one({"_id": "kept"})
+        version = await store["meta"].find_one({"_id": "schema_version"})
+        await store.close()
+        return found, version
+
+    first = EmbeddedMongo(path)
+    asyncio.run(write(first.start()))
+    first.stop()
+    second = EmbeddedMongo(path)
+    found, version = asyncio.run(read(second.start()))
+    second.stop()
+    assert found == {"_id": "kept", "value": "写入的数据"}
+    assert version is not None and version["version"] >= 1
+
+
+@pytest.mark.slow
+def test_server_process_starts_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path), DEMO_DATA="1", LOG_LEVEL="INFO")
+    process = subprocess.Popen(
+        [sys.executable, "server.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        ready = _wait_ready(port, process)
+        assert ready == {"status": "ok", "db": "ok"}
+        secrets_file = tmp_path / "secrets.env"
+        assert secrets_file.stat().st_mode & 0o777 == 0o600
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert '"msg": "stopped"' in err
+    assert "Traceback" not in err
+    # No personal data of the demo residents reached the logs.
+    assert "440104195203122151" not in err + out
+
+
+def _wait_ready(port: int, process: subprocess.Popen[str]) -> object:
+    import json
+    import urllib.request
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError("server exited early: " + (process.stderr.read() if process.stderr else ""))
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                return json.loads(response.read())
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("server did not become ready")
