@@ -53,7 +53,12 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "consent_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl")],
     "issuer_nonces": [IndexModel([("at", ASCENDING)], expireAfterSeconds=900, name="at_ttl")],
     "issuer_requests": [],
-    "signing_keys": [],
+    "signing_keys": [
+        IndexModel([("kid", ASCENDING)], name="kid"),
+        IndexModel([("department", ASCENDING)], name="department"),
+    ],
+    "certificate_serials": [],
+    "department_credentials": [IndexModel([("department", ASCENDING)], name="department")],
     # mobile
     "wechat_accounts": [IndexModel([("person_index", ASCENDING)], name="person_index")],
     "mobile_tokens": [
@@ -76,17 +81,27 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "agents": [],
     "authorisations": [IndexModel([("agent", ASCENDING), ("resident_index", ASCENDING)], name="agent_resident")],
     # kiosks and devices
-    "devices": [IndexModel([("hall", ASCENDING)], name="hall")],
+    "devices": [IndexModel([("hall", ASCENDING)], name="hall"), IndexModel([("city", ASCENDING)], name="city")],
     "enrolment_codes": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
-    "device_messages": [IndexModel([("created_at", ASCENDING)], name="created_at")],
+    "device_messages": [
+        IndexModel([("created_at", ASCENDING)], name="created_at"),
+        IndexModel([("seq", ASCENDING)], unique=True, name="seq_unique"),
+        IndexModel([("audience", ASCENDING), ("seq", ASCENDING)], name="audience_seq"),
+    ],
     "device_deliveries": [IndexModel([("message_id", ASCENDING)], name="message")],
     "kiosk_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
     "kiosk_events": [IndexModel([("hall", ASCENDING), ("at", DESCENDING)], name="hall_at")],
     # console
     "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
     "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
-    "login_attempts": [IndexModel([("at", ASCENDING)], expireAfterSeconds=3600, name="at_ttl")],
-    "content": [IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status")],
+    "login_attempts": [
+        IndexModel([("at", ASCENDING)], expireAfterSeconds=3600, name="at_ttl"),
+        IndexModel([("key", ASCENDING), ("at", DESCENDING)], name="key_at"),
+    ],
+    "content": [
+        IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status"),
+        IndexModel([("updated_at", DESCENDING)], name="updated_at"),
+    ],
     "content_versions": [IndexModel([("content_id", ASCENDING), ("version", DESCENDING)], name="content_version")],
 }
 
