@@ -60,7 +60,10 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "certificate_serials": [],
     "department_credentials": [IndexModel([("department", ASCENDING)], name="department")],
     # mobile
-    "wechat_accounts": [IndexModel([("person_index", ASCENDING)], name="person_index")],
+    "wechat_accounts": [
+        IndexModel([("person_index", ASCENDING)], name="person_index"),
+        IndexModel([("openid_index", ASCENDING)], unique=True, name="openid_index_unique"),
+    ],
     "mobile_tokens": [
         IndexModel([("account_id", ASCENDING)], name="account"),
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl"),

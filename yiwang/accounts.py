@@ -1,0 +1,411 @@
+"""Mobile accounts (one per WeChat openid), bearer tokens, real-name binding
+and assurance levels.
+
+* The openid and ``session_key`` are sealed; the openid is found again by its
+  blind index. ``session_key`` never leaves the server.
+* Bearer tokens are random, stored as their SM3 digest only, expire after
+  ``TOKEN_DAYS``, are revocable, and there is one per device: logging in again
+  from a device replaces that device's token.
+* Assurance levels as Guangdong's unified login grades them: 1 WeChat login
+  only, 2 self-declared, 3 name and number checked against the population
+  database, 4 face-verified, 5 digital certificate or checked at a counter.
+* One person's number is bound to one WeChat account at a time; re-binding is
+  explicit (``rebind=True``) and audited, and signs the old account out.
+* Staff (department) tokens live in the same collection with ``kind="staff"``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from yiwang import audit
+from yiwang.crypto import constant_time_equal, random_token, token_digest
+from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from yiwang.identity import OneNumber, mask_phone, number_index, parse_id_number, protect_number
+from yiwang.identity_verification import verifier
+from yiwang.people import PHONE_PURPOSE, validate_name, validate_phone
+from yiwang.timeutil import utcnow
+from yiwang.wechat import gateway
+
+if TYPE_CHECKING:
+    from yiwang.runtime import Services
+
+OPENID_PURPOSE = "wechat_openid"
+SESSION_KEY_PURPOSE = "wechat_session_key"
+TOKEN_DAYS = 30
+STAFF_TOKEN_HOURS = 12
+MAX_DEVICE_ID = 64
+LEVEL_NAMES = {1: "微信登录", 2: "自行声明", 3: "实名核验", 4: "人脸核验", 5: "数字证书或柜台核验"}
+DEMO_ACCOUNTS = Path(__file__).resolve().parent.parent / "data" / "demo" / "accounts.json"
+
+Kind = Literal["resident", "staff"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the mobile API knows them."""
+
+    kind: Kind
+    account_id: str
+    token_id: str
+    level: int = 1
+    person_index: str | None = None
+    masked_name: str = ""
+    masked_number: str = ""
+    agent: str | None = None  # agent code when this account belongs to a village agent
+    department: str | None = None  # staff only
+
+    @property
+    def actor(self) -> audit.Actor:
+        if self.kind == "staff":
+            return audit.Actor("department", self.account_id, self.department or "")
+        return audit.Actor("resident", self.account_id, self.masked_name)
+
+    def require_level(self, level: int) -> str:
+        """The person's index if the account is bound at ``level`` or above."""
+        if self.kind != "resident":
+            raise Forbidden("auth.resident_only", "仅限市民账号使用")
+        if self.person_index is None or self.level < level:
+            raise Forbidden(
+                "auth.level_insufficient",
+                f"此操作需要实名认证等级 {level} 级及以上，请先完成实名认证",
+                detail={"required_level": level, "level": self.level},
+            )
+        return self.person_index
+
+
+def _validate_device(device_id: Any) -> str:
+    if device_id is None or device_id == "":
+        return "default"
+    if not isinstance(device_id, str) or len(device_id) > MAX_DEVICE_ID or not device_id.isprintable():
+        raise InvalidInput("session.device_invalid", "设备标识无效", fields={"device_id": "最长 64 个字符"})
+    return device_id
+
+
+async def _issue_token(services: Services, account_id: str, device_id: str, kind: Kind, **extra: Any) -> dict[str, Any]:
+    token = random_token(32)
+    now = utcnow()
+    ttl = dt.timedelta(days=TOKEN_DAYS) if kind == "resident" else dt.timedelta(hours=STAFF_TOKEN_HOURS)
+    tokens = services.store["mobile_tokens"]
+    await tokens.delete_many({"account_id": account_id, "device_id": device_id})  # one per device
+    await tokens.insert_one(
+        {
+            "_id": token_digest(token),
+            "account_id": account_id,
+            "device_id": device_id,
+            "kind": kind,
+            "created_at": now,
+            "expires_at": now + ttl,
+            **extra,
+        }
+    )
+    return {"token": token, "token_type": "Bearer", "expires_at": now + ttl}
+
+
+async def login(services: Services, code: Any, device_id: Any = None) -> dict[str, Any]:
+    """``wx.login`` code → our own bearer token (the account is created on first login)."""
+    device = _validate_device(device_id)
+    if not isinstance(code, str) or not code:
+        raise InvalidInput("session.code_required", "缺少微信登录凭证", fields={"code": "请提供 wx.login 返回的 code"})
+    wx = await gateway(services).code_to_session(code)
+    cipher = services.cipher
+    openid_index = cipher.blind_index(OPENID_PURPOSE, wx.openid)
+    now = utcnow()
+    accounts = services.store["wechat_accounts"]
+    account = await accounts.find_one_and_update(
+        {"openid_index": openid_index},
+        {
+            "$set": {"session_key": cipher.seal(SESSION_KEY_PURPOSE, wx.session_key), "last_login_at": now},
+            "$setOnInsert": {
+                "_id": uuid.uuid4().hex,
+                "openid": cipher.seal(OPENID_PURPOSE, wx.openid),
+                "level": 1,
+                "person_index": None,
+                "created_at": now,
+                "subscriptions": {},
+            },
+        },
+        upsert=True,
+        return_document=True,
+    )
+    assert account is not None
+    issued = await _issue_token(services, account["_id"], device, "resident")
+    await audit.record(
+        services.store,
+        audit.Actor("resident", account["_id"]),
+        "session.login",
+        account["_id"],
+        channel="mobile",
+        detail={"device": device},
+    )
+    return {**issued, "account": account_view(account)}
+
+
+def account_view(account: dict[str, Any]) -> dict[str, Any]:
+    level = int(account.get("level", 1))
+    return {
+        "id": account["_id"],
+        "level": level,
+        "level_name": LEVEL_NAMES.get(level, ""),
+        "real_name_bound": account.get("person_index") is not None,
+        "name": account.get("masked_name"),
+        "id_number": account.get("masked_number"),
+        "phone": (account.get("phone") or {}).get("masked"),
+        "agent": account.get("agent"),
+    }
+
+
+async def authenticate(services: Services, authorization: str | None) -> Principal:
+    """``Authorization: Bearer …`` → the principal, or a clear 401."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        raise NotAuthenticated("auth.required", "请先登录")
+    doc = await services.store["mobile_tokens"].find_one({"_id": token_digest(token)})
+    if doc is None:
+        raise NotAuthenticated("auth.token_invalid", "登录已失效，请重新登录")
+    if doc["expires_at"] <= utcnow():
+        raise NotAuthenticated("auth.token_expired", "登录已过期，请重新登录")
+    if doc["kind"] == "staff":
+        return Principal("staff", doc["account_id"], doc["_id"], department=doc["department"])
+    account = await services.store["wechat_accounts"].find_one({"_id": doc["account_id"]})
+    if account is None:
+        raise NotAuthenticated("auth.token_invalid", "登录已失效，请重新登录")
+    return Principal(
+        "resident",
+        account["_id"],
+        doc["_id"],
+        level=int(account.get("level", 1)),
+        person_index=account.get("person_index"),
+        masked_name=account.get("masked_name") or "",
+        masked_number=account.get("masked_number") or "",
+        agent=account.get("agent"),
+    )
+
+
+async def logout(services: Services, principal: Principal) -> None:
+    await services.store["mobile_tokens"].delete_one({"_id": principal.token_id})
+    await audit.record(services.store, principal.actor, "session.logout", principal.account_id, channel="mobile")
+
+
+async def account(services: Services, account_id: str) -> dict[str, Any]:
+    doc = await services.store["wechat_accounts"].find_one({"_id": account_id})
+    if doc is None:
+        raise NotFound("account.not_found", "找不到该账号")
+    return doc
+
+
+async def bind_real_name(
+    services: Services, principal: Principal, name: Any, id_number: Any, *, rebind: Any = False
+) -> dict[str, Any]:
+    """Check name + number with the verification provider and bind the person."""
+    if principal.kind != "resident":
+        raise Forbidden("auth.resident_only", "仅限市民账号使用")
+    problems: dict[str, str] = {}
+    clean_name = ""
+    number = ""
+    try:
+        clean_name = validate_name(name)
+    except InvalidInput as exc:
+        problems.update(exc.fields or {"name": exc.message})
+    try:
+        number = parse_id_number(id_number if isinstance(id_number, str) else "").number
+    except InvalidInput as exc:
+        problems["id_number"] = exc.message
+    if not isinstance(rebind, bool):
+        problems["rebind"] = "必须是 true 或 false"
+    if problems:
+        raise InvalidInput("identity.bind_invalid", "实名信息填写有误", fields=problems)
+    one = OneNumber("person", number)
+    index = number_index(services.cipher, one)
+    result = await verifier(services).verify(services, clean_name, one)
+    if not result.verified:
+        await audit.record(
+            services.store,
+            principal.actor,
+            "identity.verify_failed",
+            principal.account_id,
+            channel="mobile",
+            detail={"provider": result.provider},
+        )
+        raise Forbidden("identity.verification_failed", "姓名与身份证号码核验未通过，请核对后重试")
+    accounts = services.store["wechat_accounts"]
+    other = await accounts.find_one({"person_index": index, "_id": {"$ne": principal.account_id}})
+    if other is not None:
+        if not rebind:
+            raise Conflict("identity.bound_elsewhere", "该身份证号码已绑定另一个微信账号；如需改绑到本账号，请确认改绑")
+        await accounts.update_one(
+            {"_id": other["_id"], "person_index": index},
+            {"$set": {"person_index": None, "level": 1, "masked_name": None, "masked_number": None, "number": None}},
+        )
+        await services.store["mobile_tokens"].delete_many({"account_id": other["_id"]})
+        await audit.record(
+            services.store,
+            principal.actor,
+            "identity.rebind",
+            principal.account_id,
+            channel="mobile",
+            on_behalf_of=index,
+            detail={"from_account": other["_id"]},
+        )
+    updated = await accounts.find_one_and_update(
+        {"_id": principal.account_id},
+        {
+            "$set": {
+                "person_index": index,
+                "level": max(result.level, 2),
+                "masked_name": one_mask_name(clean_name),
+                "masked_number": one.masked,
+                "number": protect_number(services.cipher, one),
+                "bound_at": utcnow(),
+                "verified_by": result.provider,
+            }
+        },
+        return_document=True,
+    )
+    if updated is None:
+        raise NotFound("account.not_found", "找不到该账号")
+    await audit.record(
+        services.store,
+        principal.actor,
+        "identity.bind",
+        principal.account_id,
+        channel="mobile",
+        on_behalf_of=index,
+        detail={"level": updated["level"]},
+    )
+    return account_view(updated)
+
+
+def one_mask_name(name: str) -> str:
+    from yiwang.identity import mask_name
+
+    return mask_name(name)
+
+
+async def bind_phone(services: Services, principal: Principal, code: Any) -> dict[str, Any]:
+    """``getPhoneNumber`` code → the phone number, stored sealed on the account."""
+    if principal.kind != "resident":
+        raise Forbidden("auth.resident_only", "仅限市民账号使用")
+    if not isinstance(code, str) or not code:
+        raise InvalidInput(
+            "phone.code_required", "缺少手机号授权凭证", fields={"code": "请提供 getPhoneNumber 的 code"}
+        )
+    phone = validate_phone(await gateway(services).phone_number(code))
+    sealed = {"sealed": services.cipher.seal(PHONE_PURPOSE, phone), "masked": mask_phone(phone)}
+    updated = await services.store["wechat_accounts"].find_one_and_update(
+        {"_id": principal.account_id}, {"$set": {"phone": sealed}}, return_document=True
+    )
+    if updated is None:
+        raise NotFound("account.not_found", "找不到该账号")
+    await audit.record(services.store, principal.actor, "account.phone_bound", principal.account_id, channel="mobile")
+    return account_view(updated)
+
+
+async def openid_of(services: Services, account_id: str) -> str | None:
+    doc = await services.store["wechat_accounts"].find_one({"_id": account_id}, {"openid": 1})
+    return services.cipher.open(OPENID_PURPOSE, doc["openid"]) if doc else None
+
+
+async def accounts_for_person(services: Services, person_index: str) -> list[dict[str, Any]]:
+    cursor = services.store["wechat_accounts"].find({"person_index": person_index})
+    return [doc async for doc in cursor]
+
+
+# ---- staff --------------------------------------------------------------
+
+
+async def issue_staff_token(services: Services, department: str, label: str, device_id: str = "staff") -> str:
+    """A department bearer token for the staff API (valid ``STAFF_TOKEN_HOURS``)."""
+    from yiwang.departments import department as find_department
+
+    find_department(department)  # unknown department → NotFound
+    staff_id = f"staff:{department}:{label}"
+    issued = await _issue_token(services, staff_id, device_id, "staff", department=department, label=label)
+    return str(issued["token"])
+
+
+async def staff_login(services: Services, username: Any, password: Any) -> dict[str, Any]:
+    """Demo only: department staff from data/demo/accounts.json (refused in production)."""
+    if services.config.production:
+        raise Forbidden("staff.demo_login_disabled", "生产环境请通过管理后台登录")
+    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+        raise InvalidInput("staff.credentials_required", "请输入账号和密码")
+    users = json.loads(DEMO_ACCOUNTS.read_text(encoding="utf-8")).get("console_users", [])
+    for user in users:
+        if (
+            user.get("role") == "department_staff"
+            and user["username"] == username
+            and constant_time_equal(user["password"], password)
+        ):
+            department = user["scope"]["department"]
+            token = await issue_staff_token(services, department, username)
+            await audit.record(
+                services.store,
+                audit.Actor("department", f"staff:{department}:{username}", department),
+                "staff.login",
+                username,
+                channel="console",
+            )
+            return {"token": token, "token_type": "Bearer", "department": department}
+    raise NotAuthenticated("staff.credentials_invalid", "账号或密码错误")
+
+
+async def set_agent(services: Services, account_id: str, agent_code: str) -> None:
+    """Link a mobile account to a village agent (called by yiwang.agents)."""
+    await services.store["wechat_accounts"].update_one({"_id": account_id}, {"$set": {"agent": agent_code}})
+
+
+async def add_subscriptions(services: Services, principal: Principal, template_ids: Any) -> dict[str, int]:
+    """Record templates the resident accepted in ``wx.requestSubscribeMessage``
+    (each acceptance allows one message)."""
+    from yiwang.notifications import TEMPLATES
+
+    if principal.kind != "resident":
+        raise Forbidden("auth.resident_only", "仅限市民账号使用")
+    known = set(TEMPLATES.values())
+    if (
+        not isinstance(template_ids, list)
+        or not template_ids
+        or len(template_ids) > 10
+        or any(t not in known for t in template_ids)
+    ):
+        raise InvalidInput(
+            "subscription.invalid", "订阅消息模板无效", fields={"template_ids": "请提供已知的模板 ID 列表"}
+        )
+    inc = {f"subscriptions.{t}": 1 for t in template_ids}
+    updated = await services.store["wechat_accounts"].find_one_and_update(
+        {"_id": principal.account_id}, {"$inc": inc}, return_document=True
+    )
+    if updated is None:
+        raise NotFound("account.not_found", "找不到该账号")
+    return {k: int(v) for k, v in (updated.get("subscriptions") or {}).items()}
+
+
+async def take_subscription(services: Services, account_id: str, template_id: str) -> bool:
+    """Use one subscription of ``template_id``; False if the resident has none left."""
+    used = await services.store["wechat_accounts"].find_one_and_update(
+        {"_id": account_id, f"subscriptions.{template_id}": {"$gt": 0}},
+        {"$inc": {f"subscriptions.{template_id}": -1}},
+    )
+    return used is not None
+
+
+async def applicant_of(services: Services, principal: Principal, level: int = 3) -> Any:
+    """The resident as an applicant (``yiwang.applications.Applicant``); needs ``level``."""
+    from yiwang.applications import Applicant
+
+    index = principal.require_level(level)
+    doc = await account(services, principal.account_id)
+    return Applicant(
+        index=index,
+        number=doc["number"],
+        masked_name=principal.masked_name,
+        account_id=principal.account_id,
+        actor=principal.actor,
+    )

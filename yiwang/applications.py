@@ -1,0 +1,710 @@
+"""Applications (办件): drafts, forms, materials, submission with an
+idempotency key, and the lifecycle a department drives.
+
+Lifecycle::
+
+    draft → submitted → accepted (受理) → in_review → approved → delivered
+                    ↘ returned (补正, once) → submitted          ↘ refused
+
+* The form is validated against the item's ``form_schema`` (fastjsonschema,
+  field by field so every bad field is named) and stored sealed.
+* Materials are uploads (``yiwang.uploads``) or certificates from the
+  applicant's library by reference; both must belong to the applicant, and a
+  certificate must be of the type the material asks for.
+* A submission carries an idempotency key: a retried submit gives back the
+  same application.
+* Every transition appends ``{status, at, by, note}`` to ``history``; the
+  promised deadline (working days) is set on acceptance.
+* A status change enqueues a WeChat notification; a failure there never
+  blocks the transition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import fastjsonschema
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from yiwang import audit
+from yiwang.crypto import sm3_hex
+from yiwang.errors import Conflict, Forbidden, InvalidInput, NotFound
+from yiwang.timeutil import add_working_days, local_today, utcnow, working_days_between
+
+if TYPE_CHECKING:
+    from yiwang.runtime import Services
+    from yiwang.store import Document
+
+log = logging.getLogger(__name__)
+
+FORM_PURPOSE = "application_form"
+MAX_MATERIALS = 30
+MAX_NOTE = 500
+
+STATUS_LABELS = {
+    "draft": "草稿",
+    "submitted": "已提交",
+    "returned": "待补正",
+    "accepted": "已受理",
+    "in_review": "审查中",
+    "approved": "审批通过",
+    "refused": "不予许可",
+    "delivered": "已办结送达",
+}
+COMPLETED = frozenset({"delivered", "refused"})
+DELIVERY_METHODS = {"certificate": "电子证照发放", "pickup": "窗口领取", "post": "邮寄送达"}
+
+# action → (allowed from, to)
+STAFF_TRANSITIONS: Mapping[str, tuple[frozenset[str], str]] = {
+    "accept": (frozenset({"submitted"}), "accepted"),
+    "return": (frozenset({"submitted"}), "returned"),
+    "review": (frozenset({"accepted"}), "in_review"),
+    "approve": (frozenset({"accepted", "in_review"}), "approved"),
+    "refuse": (frozenset({"accepted", "in_review"}), "refused"),
+    "deliver": (frozenset({"approved"}), "delivered"),
+}
+
+
+@dataclass(frozen=True)
+class Applicant:
+    """The person an application is for, and who is acting."""
+
+    index: str  # blind index of the applicant's one number
+    number: Mapping[str, str]  # protect_number() form: sealed, index, masked, kind
+    masked_name: str
+    account_id: str | None  # the applicant's mobile account (for notifications)
+    actor: audit.Actor  # who is acting: the resident, or an agent
+    agent: str | None = None  # agent code when an agent files for the resident
+    authorisation: str | None = None
+
+    @property
+    def channel(self) -> str:
+        return "agent" if self.agent else "mobile"
+
+
+# ---- forms ------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(schema_json: str) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(json.loads(schema_json))
+
+
+def _validator(schema: Mapping[str, Any]) -> Callable[[Any], Any]:
+    return _compiled(json.dumps(schema, sort_keys=True, ensure_ascii=False))
+
+
+def validate_form(item: Mapping[str, Any], form: Any, *, partial: bool = False) -> dict[str, Any]:
+    """The form checked against the item's schema; every bad field is named.
+
+    ``partial`` (drafts): only the fields given are checked."""
+    schema = item.get("form_schema")
+    if not schema:
+        raise InvalidInput("application.not_online", "该事项不支持在线申请，请到窗口办理")
+    if form is None:
+        form = {}
+    if not isinstance(form, dict):
+        raise InvalidInput("application.form_invalid", "申请表格式不正确", fields={"form": "必须是对象"})
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    problems: dict[str, str] = {}
+    for key, value in form.items():
+        spec = properties.get(key)
+        if spec is None:
+            if schema.get("additionalProperties") is False:
+                problems[key] = "表单中没有这一项"
+            continue
+        try:
+            _validator({k: v for k, v in spec.items() if k != "title"})(value)
+        except fastjsonschema.JsonSchemaException:
+            problems[key] = _field_message(spec)
+    if not partial:
+        for key in schema.get("required", []):
+            if key not in form or form[key] in ("", None):
+                problems.setdefault(key, f"请填写{properties.get(key, {}).get('title', key)}")
+    if not problems and not partial:
+        try:
+            _validator(schema)(form)
+        except fastjsonschema.JsonSchemaException:
+            problems["form"] = "申请表内容不符合要求"
+    if problems:
+        raise InvalidInput("application.form_invalid", "申请表有误，请按提示修改", fields=problems)
+    return dict(form)
+
+
+def _field_message(spec: Mapping[str, Any]) -> str:
+    title = spec.get("title", "此项")
+    if "enum" in spec:
+        return f"{title}：请从选项中选择"
+    if spec.get("format") == "date":
+        return f"{title}：请填写日期，如 2026-01-31"
+    if "pattern" in spec:
+        return f"{title}：格式不正确"
+    if "maxLength" in spec or "minLength" in spec:
+        return f"{title}：长度应为 {spec.get('minLength', 0)}–{spec.get('maxLength', '')} 个字"
+    return f"{title}：内容不正确"
+
+
+# ---- materials ---------------------------------------------------------------
+
+
+def _needs_submission(material: Mapping[str, Any]) -> bool:
+    """Required, and not something the department fetches itself."""
+    return bool(material.get("required", True)) and "无需申请人提交" not in material.get("note", "")
+
+
+async def validate_materials(
+    services: Services, item: Mapping[str, Any], applicant: Applicant, materials: Any, *, complete: bool
+) -> list[dict[str, Any]]:
+    """Each entry is ``{"material", "upload"}`` or ``{"material", "certificate"}``."""
+    from yiwang import certificates
+    from yiwang.uploads import owned_upload
+
+    if materials is None:
+        materials = []
+    if not isinstance(materials, list) or len(materials) > MAX_MATERIALS:
+        raise InvalidInput("application.materials_invalid", "材料清单格式不正确", fields={"materials": "必须是列表"})
+    by_id = {m["id"]: m for m in item.get("materials", [])}
+    problems: dict[str, str] = {}
+    clean: list[dict[str, Any]] = []
+    for n, entry in enumerate(materials):
+        where = f"materials[{n}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("material"), str):
+            problems[where] = "请说明是哪一项材料"
+            continue
+        spec = by_id.get(entry["material"])
+        if spec is None:
+            problems[where] = "该事项没有这项材料"
+            continue
+        upload_id, certificate_id = entry.get("upload"), entry.get("certificate")
+        if (upload_id is None) == (certificate_id is None):
+            problems[where] = "请上传文件或引用一个电子证照（二选一）"
+            continue
+        if upload_id is not None:
+            try:
+                upload = await owned_upload(services, applicant.index, upload_id)
+            except NotFound:
+                problems[where] = "找不到该上传文件"
+                continue
+            clean.append({"material": spec["id"], "name": spec["name"], "kind": "upload", "upload": upload["_id"]})
+            continue
+        if not spec.get("certificate_type"):
+            problems[where] = "这项材料不能用电子证照代替"
+            continue
+        try:
+            cert = await certificates.holder_certificate(services.store, applicant.index, str(certificate_id))
+        except NotFound:
+            problems[where] = "找不到该电子证照"
+            continue
+        if cert["type"] != spec["certificate_type"]:
+            problems[where] = "该电子证照不是这项材料所需的证照"
+            continue
+        if certificates.effective_status(cert) != "valid":
+            problems[where] = "该电子证照已失效"
+            continue
+        clean.append(
+            {
+                "material": spec["id"],
+                "name": spec["name"],
+                "kind": "certificate",
+                "certificate": cert["_id"],
+                "certificate_name": cert["name"],
+            }
+        )
+    if complete and not problems:
+        given = {m["material"] for m in clean}
+        for spec in item.get("materials", []):
+            if _needs_submission(spec) and spec["id"] not in given:
+                problems[f"material:{spec['id']}"] = f"请提供：{spec['name']}"
+    if problems:
+        raise InvalidInput("application.materials_invalid", "材料不齐全或有误", fields=problems)
+    return clean
+
+
+# ---- creating and submitting -------------------------------------------------
+
+
+def _tracking_number() -> str:
+    return "YW" + local_today().strftime("%Y%m%d") + secrets.token_hex(4).upper()
+
+
+def _fingerprint(item_code: str, form: Mapping[str, Any], materials: list[dict[str, Any]]) -> str:
+    body = {
+        "item": item_code,
+        "form": form,
+        "materials": [(m["material"], m.get("upload") or m.get("certificate")) for m in materials],
+    }
+    return sm3_hex(json.dumps(body, sort_keys=True, ensure_ascii=False).encode())
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str) or not 8 <= len(key) <= 128 or not key.isprintable():
+        raise InvalidInput(
+            "application.idempotency_key_required",
+            "提交申请须带 Idempotency-Key 请求头（8–128 个字符）",
+            fields={"Idempotency-Key": "必填"},
+        )
+    return key
+
+
+async def _online_item(services: Services, item_code: Any) -> Document:
+    if not isinstance(item_code, str) or not item_code:
+        raise InvalidInput("application.item_required", "请选择事项", fields={"item": "必填"})
+    item = await services.catalog.item(item_code)
+    if "mobile" not in item.get("channels", []) or not item.get("form_schema"):
+        raise InvalidInput(
+            "application.not_online", "该事项不支持在线申请，请到窗口办理", fields={"item": "不支持在线办理"}
+        )
+    return item
+
+
+def _by(actor: audit.Actor, on_behalf_of: str | None = None) -> dict[str, Any]:
+    return {"kind": actor.kind, "id": actor.id, "label": actor.label, "on_behalf_of": on_behalf_of}
+
+
+async def create(
+    services: Services,
+    applicant: Applicant,
+    item_code: Any,
+    form: Any,
+    materials: Any,
+    *,
+    submit: bool,
+    idempotency_key: Any = None,
+) -> tuple[Document, bool]:
+    """A new draft, or a submitted application. Returns (document, replayed)."""
+    item = await _online_item(services, item_code)
+    key = _check_key(idempotency_key) if submit else None
+    clean_form = validate_form(item, form, partial=not submit)
+    clean_materials = await validate_materials(services, item, applicant, materials, complete=submit)
+    now = utcnow()
+    app_id = uuid.uuid4().hex
+    if key is not None:
+        fingerprint = _fingerprint(item["code"], clean_form, clean_materials)
+        key_id = f"{applicant.actor.kind}:{applicant.actor.id}:{key}"
+        try:
+            await services.store["idempotency_keys"].insert_one(
+                {"_id": key_id, "application": app_id, "fingerprint": fingerprint, "created_at": now}
+            )
+        except DuplicateKeyError:
+            previous = await services.store["idempotency_keys"].find_one({"_id": key_id})
+            if previous is None or previous["fingerprint"] != fingerprint:
+                raise Conflict(
+                    "application.idempotency_conflict", "同一 Idempotency-Key 已用于内容不同的提交"
+                ) from None
+            existing = await services.store["applications"].find_one({"_id": previous["application"]})
+            if existing is None:
+                raise Conflict("application.in_progress", "相同的提交正在处理，请稍后查询") from None
+            return existing, True
+    status = "submitted" if submit else "draft"
+    doc: Document = {
+        "_id": app_id,
+        "tracking_number": _tracking_number(),
+        "item": item["code"],
+        "item_name": item["name"],
+        "department": item["department"],
+        "applicant": {
+            "index": applicant.index,
+            "number": dict(applicant.number),
+            "masked_name": applicant.masked_name,
+            "account_id": applicant.account_id,
+        },
+        "agent": applicant.agent,
+        "authorisation": applicant.authorisation,
+        "status": status,
+        "form": services.cipher.seal(FORM_PURPOSE, json.dumps(clean_form, ensure_ascii=False)),
+        "materials": clean_materials,
+        "history": [
+            {
+                "status": status,
+                "at": now,
+                "by": _by(applicant.actor, applicant.index if applicant.agent else None),
+                "note": "",
+            }
+        ],
+        "correction": None,
+        "deadline": None,
+        "result": None,
+        "created_at": now,
+        "updated_at": now,
+        "submitted_at": now if submit else None,
+        "completed_at": None,
+        "evaluation": None,
+        "invited_at": None,
+    }
+    await services.store["applications"].insert_one(doc)
+    await audit.record(
+        services.store,
+        applicant.actor,
+        f"application.{status}",
+        app_id,
+        channel=applicant.channel,
+        on_behalf_of=applicant.index if applicant.agent else None,
+        detail={"item": item["code"]},
+    )
+    if submit:
+        await _notify(services, doc)
+    return doc, False
+
+
+async def for_applicant(services: Services, applicant_index: str, application_id: Any) -> Document:
+    """The application if it is this person's; NotFound for anybody else's ids."""
+    if not isinstance(application_id, str) or len(application_id) > 64:
+        raise NotFound("application.not_found", "找不到该申请")
+    doc = await services.store["applications"].find_one({"_id": application_id, "applicant.index": applicant_index})
+    if doc is None:
+        raise NotFound("application.not_found", "找不到该申请")
+    return doc
+
+
+async def update_draft(
+    services: Services, applicant: Applicant, application_id: str, form: Any, materials: Any
+) -> Document:
+    doc = await for_applicant(services, applicant.index, application_id)
+    if doc["status"] != "draft":
+        raise Conflict("application.not_draft", "只有草稿可以修改")
+    item = await services.catalog.item(doc["item"])
+    clean_form = validate_form(item, form, partial=True)
+    clean_materials = await validate_materials(services, item, applicant, materials, complete=False)
+    updated = await services.store["applications"].find_one_and_update(
+        {"_id": doc["_id"], "status": "draft"},
+        {
+            "$set": {
+                "form": services.cipher.seal(FORM_PURPOSE, json.dumps(clean_form, ensure_ascii=False)),
+                "materials": clean_materials,
+                "updated_at": utcnow(),
+            }
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        raise Conflict("application.not_draft", "只有草稿可以修改")
+    await audit.record(
+        services.store, applicant.actor, "application.draft_saved", doc["_id"], channel=applicant.channel
+    )
+    return updated
+
+
+async def submit_draft(services: Services, applicant: Applicant, application_id: str, idempotency_key: Any) -> Document:
+    """Submit a saved draft; submitting it again is harmless (same application)."""
+    _check_key(idempotency_key)
+    doc = await for_applicant(services, applicant.index, application_id)
+    if doc["status"] != "draft":
+        if doc["status"] == "submitted" or doc.get("submitted_at"):
+            return doc  # a retried submit
+        raise Conflict("application.not_draft", "只有草稿可以提交")
+    item = await services.catalog.item(doc["item"])
+    form = json.loads(services.cipher.open(FORM_PURPOSE, doc["form"]))
+    validate_form(item, form)
+    await validate_materials(
+        services,
+        item,
+        applicant,
+        [{"material": m["material"], m["kind"]: m[m["kind"]]} for m in doc["materials"]],
+        complete=True,
+    )
+    now = utcnow()
+    updated = await services.store["applications"].find_one_and_update(
+        {"_id": doc["_id"], "status": "draft"},
+        {
+            "$set": {"status": "submitted", "submitted_at": now, "updated_at": now},
+            "$push": {"history": {"status": "submitted", "at": now, "by": _by(applicant.actor), "note": ""}},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        again = await for_applicant(services, applicant.index, application_id)
+        return again
+    await audit.record(services.store, applicant.actor, "application.submitted", doc["_id"], channel=applicant.channel)
+    await _notify(services, updated)
+    return updated
+
+
+async def supplement(
+    services: Services, applicant: Applicant, application_id: str, materials: Any, note: Any = ""
+) -> Document:
+    """补正: provide what the department asked for; the application goes back to 'submitted'."""
+    doc = await for_applicant(services, applicant.index, application_id)
+    if doc["status"] != "returned":
+        raise Conflict("application.not_returned", "该申请不需要补正")
+    item = await services.catalog.item(doc["item"])
+    added = await validate_materials(services, item, applicant, materials, complete=False)
+    asked = set(doc["correction"]["materials"])
+    given = {m["material"] for m in added}
+    missing = [m for m in doc["correction"]["materials"] if m not in given]
+    names = {m["id"]: m["name"] for m in item.get("materials", [])}
+    problems = {f"material:{m}": f"请提供：{names.get(m, m)}" for m in missing}
+    problems.update({f"material:{m}": "补正通知中没有要求这项材料" for m in given - asked})
+    if problems:
+        raise InvalidInput("application.correction_incomplete", "请一次提供全部补正材料", fields=problems)
+    kept = [m for m in doc["materials"] if m["material"] not in given]
+    now = utcnow()
+    updated = await services.store["applications"].find_one_and_update(
+        {"_id": doc["_id"], "status": "returned"},
+        {
+            "$set": {
+                "status": "submitted",
+                "materials": kept + added,
+                "updated_at": now,
+                "correction.supplied_at": now,
+            },
+            "$push": {"history": {"status": "submitted", "at": now, "by": _by(applicant.actor), "note": "已补正"}},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        raise Conflict("application.not_returned", "该申请不需要补正")
+    await audit.record(
+        services.store, applicant.actor, "application.supplemented", doc["_id"], channel=applicant.channel
+    )
+    await _notify(services, updated)
+    return updated
+
+
+# ---- staff transitions -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Staff:
+    department: str
+    actor: audit.Actor
+
+
+async def staff_get(services: Services, staff: Staff, application_id: Any) -> Document:
+    if not isinstance(application_id, str) or len(application_id) > 64:
+        raise NotFound("application.not_found", "找不到该申请")
+    doc = await services.store["applications"].find_one({"_id": application_id, "department": staff.department})
+    if doc is None or doc["status"] == "draft":
+        raise NotFound("application.not_found", "找不到该申请")
+    await audit.record(
+        services.store, staff.actor, "application.read", doc["_id"], channel="console", on_behalf_of=None
+    )
+    return doc
+
+
+async def staff_list(services: Services, staff: Staff, status: Any = None, limit: int = 100) -> list[Document]:
+    query: dict[str, Any] = {"department": staff.department, "status": {"$ne": "draft"}}
+    if status is not None:
+        if status not in STATUS_LABELS or status == "draft":
+            raise InvalidInput("application.status_invalid", "状态无效", fields={"status": "无效"})
+        query["status"] = status
+    cursor = services.store["applications"].find(query, sort=[("updated_at", -1)], limit=limit)
+    return [doc async for doc in cursor]
+
+
+async def transition(
+    services: Services, staff: Staff, application_id: Any, action: Any, body: Mapping[str, Any]
+) -> Document:
+    """A department moves an application on; every step is recorded with who and when."""
+    if action not in STAFF_TRANSITIONS:
+        raise InvalidInput("application.action_invalid", "操作无效", fields={"action": "无效的操作"})
+    allowed_from, target = STAFF_TRANSITIONS[action]
+    note = body.get("note", "")
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        raise InvalidInput("application.note_invalid", "备注最多 500 字", fields={"note": "最多 500 字"})
+    doc = await staff_get(services, staff, application_id)
+    if doc["status"] not in allowed_from:
+        raise Conflict(
+            "application.transition_invalid", f"当前状态为「{STATUS_LABELS[doc['status']]}」，不能进行此操作"
+        )
+    item = await services.catalog.item(doc["item"])
+    now = utcnow()
+    sets: dict[str, Any] = {"status": target, "updated_at": now}
+    if action == "return":
+        if doc.get("correction") is not None:
+            raise Conflict("application.correction_used", "补正只能要求一次，且须一次性告知全部材料")
+        wanted = body.get("materials")
+        known = {m["id"] for m in item.get("materials", [])}
+        if not isinstance(wanted, list) or not wanted or any(m not in known for m in wanted):
+            raise InvalidInput(
+                "application.correction_invalid",
+                "请一次性列出需要补正的全部材料",
+                fields={"materials": "请选择该事项的材料"},
+            )
+        if not note.strip():
+            raise InvalidInput("application.correction_invalid", "请说明补正要求", fields={"note": "必填"})
+        sets["correction"] = {
+            "materials": list(dict.fromkeys(wanted)),
+            "note": note.strip(),
+            "requested_at": now,
+            "supplied_at": None,
+        }
+    elif action == "accept":
+        days = int(item.get("promised_days") or 0)
+        start = local_today()
+        sets["deadline"] = {
+            "date": add_working_days(start, days).isoformat(),
+            "working_days": days,
+            "accepted_on": start.isoformat(),
+        }
+    elif action == "refuse":
+        if not note.strip():
+            raise InvalidInput("application.reason_required", "不予许可须说明理由", fields={"note": "必填"})
+        sets["completed_at"] = now
+    elif action == "deliver":
+        sets["result"] = await _deliver(services, staff, doc, item, body)
+        sets["completed_at"] = now
+    updated = await services.store["applications"].find_one_and_update(
+        {"_id": doc["_id"], "status": doc["status"]},
+        {
+            "$set": sets,
+            "$push": {"history": {"status": target, "at": now, "by": _by(staff.actor), "note": note.strip()}},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        raise Conflict("application.transition_invalid", "申请状态已被他人更新，请刷新后重试")
+    await audit.record(
+        services.store, staff.actor, f"application.{target}", doc["_id"], channel="console", detail={"action": action}
+    )
+    await _notify(services, updated)
+    return updated
+
+
+async def _deliver(
+    services: Services, staff: Staff, doc: Document, item: Mapping[str, Any], body: Mapping[str, Any]
+) -> dict[str, Any]:
+    method = body.get("method")
+    if method not in DELIVERY_METHODS:
+        raise InvalidInput(
+            "application.delivery_invalid", "请选择送达方式：certificate、pickup 或 post", fields={"method": "无效"}
+        )
+    result: dict[str, Any] = {"method": method, "label": DELIVERY_METHODS[method]}
+    if method == "certificate":
+        ctype = item.get("result_certificate_type")
+        if not ctype:
+            raise InvalidInput("application.no_certificate", "该事项不产生电子证照", fields={"method": "不适用"})
+        cert_body = body.get("certificate")
+        if not isinstance(cert_body, dict):
+            raise InvalidInput(
+                "application.certificate_required",
+                "请提供证照信息",
+                fields={"certificate": "必填：number、issued_on、fields"},
+            )
+        from yiwang import certificates
+        from yiwang.identity import reveal_number
+
+        holder = reveal_number(services.cipher, doc["applicant"]["number"])
+        issued = await certificates.issue(
+            services,
+            staff.department,
+            {
+                **cert_body,
+                "type": ctype,
+                "holder": {"number": holder.value, "name": cert_body.get("holder_name", "")},
+                "related_item": doc["item"],
+            },
+            idempotency_key=f"application:{doc['_id']}",
+            actor=staff.actor,
+        )
+        result["certificate_id"] = issued.certificate["_id"]
+        result["certificate_name"] = issued.certificate["name"]
+    elif method == "pickup":
+        place = body.get("place", "")
+        if not isinstance(place, str) or not 1 <= len(place) <= 100:
+            raise InvalidInput("application.place_required", "请说明领取地点", fields={"place": "必填"})
+        result["place"] = place
+    else:
+        tracking = body.get("tracking", "")
+        if not isinstance(tracking, str) or not 1 <= len(tracking) <= 40:
+            raise InvalidInput("application.tracking_required", "请填写邮件号", fields={"tracking": "必填"})
+        result["tracking"] = tracking
+    return result
+
+
+# ---- reading ---------------------------------------------------------------------
+
+
+async def list_for_applicant(services: Services, applicant_index: str, limit: int = 100) -> list[Document]:
+    cursor = services.store["applications"].find(
+        {"applicant.index": applicant_index}, sort=[("updated_at", -1)], limit=limit
+    )
+    return [doc async for doc in cursor]
+
+
+async def list_for_agent(services: Services, agent_code: str, limit: int = 100) -> list[Document]:
+    cursor = services.store["applications"].find({"agent": agent_code}, sort=[("updated_at", -1)], limit=limit)
+    return [doc async for doc in cursor]
+
+
+def deadline_view(doc: Mapping[str, Any], today: dt.date | None = None) -> dict[str, Any] | None:
+    deadline = doc.get("deadline")
+    if not deadline:
+        return None
+    due = dt.date.fromisoformat(deadline["date"])
+    today = today or local_today()
+    done = doc["status"] in COMPLETED
+    left = working_days_between(today, due)
+    return {
+        "date": deadline["date"],
+        "promised_working_days": deadline["working_days"],
+        "working_days_left": None if done else left,
+        "overdue": (not done) and left < 0,
+    }
+
+
+def view(services: Services, doc: Mapping[str, Any], *, detail: bool = False) -> dict[str, Any]:
+    """What the resident (or agent, or staff) sees of an application."""
+    out: dict[str, Any] = {
+        "id": doc["_id"],
+        "tracking_number": doc["tracking_number"],
+        "item": {"code": doc["item"], "name": doc["item_name"]},
+        "department": doc["department"],
+        "status": doc["status"],
+        "status_label": STATUS_LABELS[doc["status"]],
+        "applicant": {"name": doc["applicant"]["masked_name"], "id_number": doc["applicant"]["number"]["masked"]},
+        "agent": doc.get("agent"),
+        "submitted_at": doc.get("submitted_at"),
+        "updated_at": doc["updated_at"],
+        "deadline": deadline_view(doc),
+        "correction": _correction_view(doc.get("correction")),
+        "result": doc.get("result"),
+    }
+    if detail:
+        out["form"] = json.loads(services.cipher.open(FORM_PURPOSE, doc["form"]))
+        out["materials"] = [dict(m) for m in doc["materials"]]
+        out["history"] = [
+            {
+                "status": h["status"],
+                "status_label": STATUS_LABELS[h["status"]],
+                "at": h["at"],
+                "by": {"kind": h["by"]["kind"], "label": h["by"]["label"]},
+                "note": h.get("note", ""),
+            }
+            for h in doc["history"]
+        ]
+    return out
+
+
+def _correction_view(correction: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not correction:
+        return None
+    return {
+        "materials": list(correction["materials"]),
+        "note": correction["note"],
+        "requested_at": correction["requested_at"],
+        "supplied_at": correction.get("supplied_at"),
+    }
+
+
+async def _notify(services: Services, doc: Document) -> None:
+    """Queue the WeChat notice; a failure here never blocks the transition."""
+    try:
+        from yiwang.notifications import enqueue_status_change
+
+        await enqueue_status_change(services, doc)
+    except Exception:
+        log.exception("notification enqueue failed", extra={"fields": {"application": doc["_id"]}})
+
+
+def require_same_person(doc: Mapping[str, Any], index: str) -> None:
+    if doc["applicant"]["index"] != index:
+        raise Forbidden("application.forbidden", "无权查看该申请")

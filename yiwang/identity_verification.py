@@ -1,0 +1,55 @@
+"""Identity verification providers: is this name the holder of this number?
+
+In production this is the public-security verification service (公安部人口库
+核验); here :class:`DemoPopulationVerifier` accepts the residents registered
+from ``data/demo/residents.json`` (and any resident in the ``residents``
+collection) whose recorded name matches, and rejects everyone else.
+
+A provider is chosen by putting it in ``services.extras["identity_verifier"]``
+(tests swap in their own); the default is the demo provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from yiwang.identity import OneNumber, number_index
+from yiwang.people import name_matches
+
+if TYPE_CHECKING:
+    from yiwang.runtime import Services
+
+LEVEL_POPULATION_CHECKED = 3
+
+
+@dataclass(frozen=True)
+class Verification:
+    verified: bool
+    level: int  # assurance level reached when verified
+    provider: str
+
+
+class IdentityVerifier(Protocol):
+    async def verify(self, services: Services, name: str, number: OneNumber) -> Verification: ...
+
+
+class DemoPopulationVerifier:
+    """Name + number against the registered residents: level 3 when they match."""
+
+    name = "demo_population"
+
+    async def verify(self, services: Services, name: str, number: OneNumber) -> Verification:
+        index = number_index(services.cipher, number)
+        ok = await name_matches(services.store, services.cipher, index, name)
+        return Verification(ok, LEVEL_POPULATION_CHECKED if ok else 1, self.name)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def verifier(services: Services) -> IdentityVerifier:
+    found = services.extras.get("identity_verifier")
+    if found is None:
+        found = services.extras["identity_verifier"] = DemoPopulationVerifier()
+    return found  # type: ignore[no-any-return]

@@ -1,0 +1,168 @@
+"""Material uploads: images and PDFs for applications.
+
+* The type is sniffed from the content (``filetype``), never trusted from the
+  name or the Content-Type.
+* Images are opened by Pillow off the event loop with ``MAX_IMAGE_PIXELS`` set;
+  decompression bombs and broken files are refused; the orientation is
+  applied, EXIF and every other metadata dropped by re-encoding to JPEG; a
+  thumbnail is made.
+* Files are sealed (SM4-GCM, like every personal field) and kept under
+  ``DATA_DIR/uploads``; the ``uploads`` collection holds the metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import filetype
+from PIL import Image, ImageOps
+
+from yiwang import audit
+from yiwang.errors import InvalidInput, NotFound, TooLarge
+from yiwang.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from yiwang.runtime import Services
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+MAX_SIDE = 4096
+MIN_SIDE = 16
+THUMB_SIDE = 320
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff"})
+PDF_TYPE = "application/pdf"
+UPLOAD_PURPOSE = "upload"
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def _reencode(data: bytes) -> tuple[bytes, bytes, int, int]:
+    """Blocking: decode, orient, strip metadata, re-encode; (jpeg, thumb, w, h)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+                if width * height > MAX_PIXELS:
+                    raise InvalidInput("upload.too_many_pixels", "图片像素过多，请压缩后再上传")
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.load()
+                image = ImageOps.exif_transpose(opened) or opened
+                image = image.convert("RGB")
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise InvalidInput("upload.too_many_pixels", "图片像素过多，请压缩后再上传") from None
+        except InvalidInput:
+            raise
+        except Exception:
+            raise InvalidInput("upload.corrupt", "图片已损坏或格式不受支持") from None
+    if min(image.size) < MIN_SIDE:
+        raise InvalidInput("upload.too_small", "图片太小，无法看清")
+    image.thumbnail((MAX_SIDE, MAX_SIDE))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85, optimize=True)  # no exif= → no metadata
+    thumb = image.copy()
+    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    thumb_out = io.BytesIO()
+    thumb.save(thumb_out, "JPEG", quality=75)
+    return out.getvalue(), thumb_out.getvalue(), image.size[0], image.size[1]
+
+
+def _check_pdf(data: bytes) -> None:
+    if not data.startswith(b"%PDF-") or b"%%EOF" not in data[-2048:]:
+        raise InvalidInput("upload.corrupt", "PDF 文件已损坏")
+
+
+def _directory(services: Services) -> Path:
+    return Path(services.config.data_dir) / "uploads"
+
+
+def _write_sealed(services: Services, path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sealed = services.cipher.seal(UPLOAD_PURPOSE, base64.b64encode(data).decode())
+    path.write_text(sealed)
+
+
+def _read_sealed(services: Services, path: Path) -> bytes:
+    return base64.b64decode(services.cipher.open(UPLOAD_PURPOSE, path.read_text()))
+
+
+def _process(services: Services, upload_id: str, data: bytes) -> dict[str, Any]:
+    """Blocking: sniff, check, re-encode, seal to disk; returns the metadata."""
+    if not data:
+        raise InvalidInput("upload.empty", "文件为空")
+    if len(data) > MAX_BYTES:
+        raise TooLarge("upload.too_large", "文件不能超过 10 MB")
+    kind = filetype.guess(data)
+    mime = kind.mime if kind else ""
+    directory = _directory(services)
+    if mime in IMAGE_TYPES:
+        jpeg, thumb, width, height = _reencode(data)
+        _write_sealed(services, directory / f"{upload_id}.jpg.sealed", jpeg)
+        _write_sealed(services, directory / f"{upload_id}.thumb.jpg.sealed", thumb)
+        return {"content_type": "image/jpeg", "size": len(jpeg), "width": width, "height": height, "thumbnail": True}
+    if mime == PDF_TYPE:
+        _check_pdf(data)
+        _write_sealed(services, directory / f"{upload_id}.pdf.sealed", data)
+        return {"content_type": PDF_TYPE, "size": len(data), "thumbnail": False}
+    raise InvalidInput("upload.unsupported_type", "只能上传图片（JPG、PNG、WEBP）或 PDF 文件")
+
+
+def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "content_type": doc["content_type"],
+        "size": doc["size"],
+        "width": doc.get("width"),
+        "height": doc.get("height"),
+        "thumbnail": bool(doc.get("thumbnail")),
+        "created_at": doc["created_at"],
+    }
+
+
+async def store_upload(services: Services, owner: str, actor: audit.Actor, data: bytes) -> dict[str, Any]:
+    """Check and keep one uploaded file for ``owner`` (a person's blind index)."""
+    upload_id = uuid.uuid4().hex
+    meta = await services.offload.run(_process, services, upload_id, data)
+    doc = {"_id": upload_id, "owner": owner, "uploaded_by": actor.id, "created_at": utcnow(), **meta}
+    await services.store["uploads"].insert_one(doc)
+    await audit.record(
+        services.store,
+        actor,
+        "upload.create",
+        upload_id,
+        channel="mobile",
+        on_behalf_of=owner,
+        detail={"content_type": meta["content_type"], "size": meta["size"]},
+    )
+    return upload_view(doc)
+
+
+async def owned_upload(services: Services, owner: str, upload_id: Any) -> dict[str, Any]:
+    if not isinstance(upload_id, str):
+        raise NotFound("upload.not_found", "找不到该文件")
+    doc = await services.store["uploads"].find_one({"_id": upload_id, "owner": owner})
+    if doc is None:
+        raise NotFound("upload.not_found", "找不到该文件")
+    return doc
+
+
+async def read_upload(
+    services: Services, owner: str, actor: audit.Actor, upload_id: str, *, thumbnail: bool = False
+) -> tuple[str, bytes]:
+    """(content type, bytes) of an upload the owner holds; audited."""
+    doc = await owned_upload(services, owner, upload_id)
+    if doc["content_type"] == PDF_TYPE:
+        if thumbnail:
+            raise NotFound("upload.no_thumbnail", "该文件没有缩略图")
+        name = f"{upload_id}.pdf.sealed"
+    else:
+        name = f"{upload_id}.thumb.jpg.sealed" if thumbnail else f"{upload_id}.jpg.sealed"
+    data = await services.offload.run(_read_sealed, services, _directory(services) / name)
+    await audit.record(services.store, actor, "upload.read", upload_id, channel="mobile", on_behalf_of=owner)
+    return doc["content_type"], data

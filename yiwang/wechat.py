@@ -1,0 +1,252 @@
+"""The WeChat mini-program API as Yiwang uses it.
+
+* ``jscode2session`` and subscribe messages go through wechatpy 1.8 (synchronous
+  ``requests``), always off the event loop via ``services.offload.run``.
+* ``stable_token`` and ``getuserphonenumber`` (missing from wechatpy 1.8) go
+  through aiohttp.
+* The access token is cached in ``wechat_access_tokens`` (shared by every
+  process) and in memory, and refreshed ``REFRESH_MARGIN`` before it expires.
+  ``stable_token`` returns the same token to concurrent callers, so two
+  processes refreshing at once do not invalidate each other.
+
+WeChat errors become domain errors with a clear code: invalid code (40029) is
+the caller's fault (400), rate limiting (45011) is 429, a busy or unreachable
+WeChat (-1, 5xx, timeouts) is 503 with ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from yiwang.errors import InvalidInput, RateLimited, UpstreamUnavailable, YiwangError
+from yiwang.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from yiwang.runtime import Services
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN = dt.timedelta(minutes=5)
+TIMEOUT_SECONDS = 5.0
+RETRY_AFTER_BUSY = 5
+RETRY_AFTER_LIMITED = 60
+# errcodes meaning "the access token is bad": refresh once and retry.
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+# errcodes meaning the user has not (or no longer) subscribed: do not retry.
+NOT_SUBSCRIBED = frozenset({43101, 43107})
+
+
+@dataclass(frozen=True)
+class WxSession:
+    openid: str
+    unionid: str | None
+    session_key: str
+
+
+class WeChatError(UpstreamUnavailable):
+    """A WeChat failure; ``errcode`` tells callers (the outbox) what happened."""
+
+    def __init__(self, code: str, message: str, errcode: int | None, *, retry_after: int | None = None) -> None:
+        super().__init__(code, message, detail={"retry_after": retry_after} if retry_after else None)
+        self.errcode = errcode
+
+
+def map_errcode(errcode: int | None, *, login: bool = False) -> YiwangError:
+    """The domain error for a WeChat errcode (None: HTTP or network failure)."""
+    if errcode == 40029 or (login and errcode == 40163):
+        return InvalidInput("wechat.invalid_code", "微信登录凭证无效或已使用，请重新登录")
+    if errcode == 45011:
+        return RateLimited(
+            "wechat.rate_limited", "微信登录过于频繁，请稍后再试", detail={"retry_after": RETRY_AFTER_LIMITED}
+        )
+    if errcode is None or errcode == -1:
+        return WeChatError("wechat.busy", "微信服务繁忙，请稍后再试", errcode, retry_after=RETRY_AFTER_BUSY)
+    return WeChatError("wechat.error", "微信服务返回错误，请稍后再试", errcode, retry_after=RETRY_AFTER_BUSY)
+
+
+class WeChatGateway:
+    """One per process (``services.extras["wechat"]``); owns the aiohttp session."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._session: aiohttp.ClientSession | None = None
+        self._token: tuple[str, dt.datetime] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def appid(self) -> str:
+        return self._services.config.wechat_appid
+
+    @property
+    def base(self) -> str:
+        return self._services.config.wechat_api_base.rstrip("/")
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS))
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ---- wechatpy, off the loop -----------------------------------------
+
+    def _client(self, access_token: str | None = None) -> Any:
+        from wechatpy import WeChatClient
+
+        client = WeChatClient(
+            self.appid,
+            self._services.config.wechat_secret,
+            access_token=access_token,
+            timeout=TIMEOUT_SECONDS,
+            auto_retry=False,
+        )
+        client.API_BASE_URL = self.base + "/cgi-bin/"
+        client.wxa.API_BASE_URL = self.base + "/"
+        return client
+
+    def _code_to_session_blocking(self, js_code: str) -> dict[str, Any]:
+        import requests
+        from wechatpy.exceptions import WeChatClientException
+
+        client = self._client()
+        try:
+            # Same request as WeChatWxa.code_to_session; the explicit None keeps
+            # wechatpy from fetching an access token jscode2session never needs.
+            result: dict[str, Any] = client.wxa._get(
+                "sns/jscode2session",
+                params={
+                    "appid": self.appid,
+                    "secret": self._services.config.wechat_secret,
+                    "js_code": js_code,
+                    "grant_type": "authorization_code",
+                    "access_token": None,
+                },
+            )
+        except WeChatClientException as exc:
+            return {"errcode": exc.errcode}
+        except requests.RequestException:
+            return {"errcode": None}
+        return result
+
+    async def code_to_session(self, js_code: str) -> WxSession:
+        if not isinstance(js_code, str) or not 1 <= len(js_code) <= 128:
+            raise InvalidInput("wechat.invalid_code", "微信登录凭证无效", fields={"code": "缺少 wx.login 的 code"})
+        result = await self._services.offload.run(self._code_to_session_blocking, js_code)
+        if "openid" not in result or "session_key" not in result:
+            raise map_errcode(result.get("errcode"), login=True)
+        return WxSession(result["openid"], result.get("unionid"), result["session_key"])
+
+    def _send_subscribe_blocking(
+        self, token: str, openid: str, template_id: str, data: dict[str, Any], page: str | None
+    ) -> int | None:
+        """0 on success, else the errcode (None for network/HTTP failure)."""
+        import requests
+        from wechatpy.exceptions import WeChatClientException
+
+        client = self._client(token)
+        try:
+            client.wxa.send_subscribe_message(openid, template_id, data, page)
+        except WeChatClientException as exc:
+            return int(exc.errcode) if exc.errcode is not None else None
+        except requests.RequestException:
+            return None
+        return 0
+
+    async def send_subscribe(self, openid: str, template_id: str, data: dict[str, Any], page: str | None) -> None:
+        """Send one subscribe message; raises WeChatError with the errcode on failure."""
+        for attempt in range(2):
+            token = await self.access_token(force_refresh=attempt > 0)
+            errcode = await self._services.offload.run(
+                self._send_subscribe_blocking, token, openid, template_id, data, page
+            )
+            if errcode == 0:
+                return
+            if errcode in TOKEN_ERRORS and attempt == 0:
+                continue
+            error = map_errcode(errcode)
+            if isinstance(error, WeChatError):
+                raise error
+            raise WeChatError("wechat.error", error.message, errcode)
+
+    # ---- aiohttp: stable_token, getuserphonenumber ---------------------
+
+    async def _post_json(self, path: str, body: dict[str, Any], params: dict[str, str] | None = None) -> dict[str, Any]:
+        try:
+            async with self._http().post(self.base + path, json=body, params=params) as response:
+                if response.status >= 400:
+                    return {"errcode": None}
+                data = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {"errcode": None}
+        return data if isinstance(data, dict) else {"errcode": None}
+
+    async def access_token(self, *, force_refresh: bool = False) -> str:
+        """The cached access token, refreshed before it expires."""
+        now = utcnow()
+        if not force_refresh and self._token and self._token[1] - REFRESH_MARGIN > now:
+            return self._token[0]
+        async with self._lock:
+            tokens = self._services.store["wechat_access_tokens"]
+            now = utcnow()
+            if not force_refresh:
+                if self._token and self._token[1] - REFRESH_MARGIN > now:
+                    return self._token[0]
+                cached = await tokens.find_one({"_id": self.appid})
+                if cached and cached["expires_at"] - REFRESH_MARGIN > now:
+                    self._token = (cached["token"], cached["expires_at"])
+                    return cached["token"]
+            result = await self._post_json(
+                "/cgi-bin/stable_token",
+                {
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self._services.config.wechat_secret,
+                    "force_refresh": force_refresh,
+                },
+            )
+            if "access_token" not in result:
+                raise map_errcode(result.get("errcode"))
+            expires_at = now + dt.timedelta(seconds=int(result.get("expires_in", 7200)))
+            await tokens.update_one(
+                {"_id": self.appid},
+                {"$set": {"token": result["access_token"], "expires_at": expires_at, "refreshed_at": now}},
+                upsert=True,
+            )
+            self._token = (result["access_token"], expires_at)
+            log.info("wechat access token refreshed")
+            return result["access_token"]
+
+    async def phone_number(self, code: str) -> str:
+        """Exchange a ``getPhoneNumber`` code for the pure phone number."""
+        if not isinstance(code, str) or not 1 <= len(code) <= 128:
+            raise InvalidInput(
+                "wechat.invalid_code", "手机号授权凭证无效", fields={"code": "缺少 getPhoneNumber 的 code"}
+            )
+        for attempt in range(2):
+            token = await self.access_token(force_refresh=attempt > 0)
+            result = await self._post_json("/wxa/business/getuserphonenumber", {"code": code}, {"access_token": token})
+            errcode = result.get("errcode", 0)
+            if errcode == 0 and isinstance(result.get("phone_info"), dict):
+                phone = result["phone_info"].get("purePhoneNumber")
+                if isinstance(phone, str):
+                    return phone
+            if errcode in TOKEN_ERRORS and attempt == 0:
+                continue
+            raise map_errcode(errcode, login=True)
+        raise map_errcode(None)
+
+
+def gateway(services: Services) -> WeChatGateway:
+    found = services.extras.get("wechat")
+    if found is None:
+        found = services.extras["wechat"] = WeChatGateway(services)
+    return found  # type: ignore[no-any-return]
