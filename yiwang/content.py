@@ -354,3 +354,8 @@ async def published_notices(
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     shown.sort(key=lambda n: (rank.get(n["level"], 9), -(n["published_at"] or epoch).timestamp()))
     return shown
+
+
+async def set_push_message(store: Store, content_id: str, message_id: str) -> None:
+    """Remember the device message of the latest publish, to show its delivery per kiosk."""
+    await store["content"].update_one({"_id": content_id}, {"$set": {"push_message": message_id}})
