@@ -1,0 +1,367 @@
+"""Kiosk pages (HTML) and the kiosk's small JSON API.
+
+Who is the kiosk: a request proxied by the device agent carries
+``Authorization: Device <id>:<credential>``; a plain browser may name a device
+with ``?device=<id>`` (remembered in a cookie) or a hall with ``?hall=``; only
+the former can identify residents, redeem codes and print certificates.
+Public guidance pages are marked ``X-Kiosk-Cache: public`` so the agent keeps
+them for offline use; nothing personal is ever marked cacheable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import urllib.parse
+from typing import Any
+
+import segno
+
+from web.base import APIHandler, HTMLHandler
+from yiwang import audit, catalog, checklist_print, devices, kiosk_sessions
+from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, YiwangError
+from yiwang.kiosk_sessions import KioskSession
+from yiwang.timeutil import format_local, utcnow
+
+SESSION_COOKIE = "kiosk_session"
+DEVICE_COOKIE = "kiosk_device"
+ELDERLY_COOKIE = "kiosk_elderly"
+DEFAULT_IDLE = (60, 90)
+PRINT_PURPOSES = ("办理业务", "资格审核", "本人留存")
+MAX_COMBINATIONS = 64
+
+
+def qr_svg(text: str, scale: int = 6) -> str:
+    return segno.make(text, error="m").svg_inline(scale=scale, dark="#000", light="#fff")
+
+
+class KioskMixin:
+    """Resolves device, hall and session for every kiosk request."""
+
+    device: devices.Device | None = None
+    hall: dict[str, Any]
+    session: KioskSession | None = None
+
+    async def resolve_kiosk(self: Any) -> None:
+        header = self.request.headers.get("Authorization")
+        if header:
+            device_id, credential = devices.parse_credential_header(header)
+            self.device = await devices.authenticate(self.services, device_id, credential)
+        hall_code = self.device.hall if self.device else None
+        if hall_code is None:
+            named = self.get_query_argument("device", None) or self.get_cookie(DEVICE_COOKIE)
+            if named and len(named) <= 64:
+                hall_code = await devices.device_hall(self.services, named)
+                if hall_code and self.get_query_argument("device", None):
+                    self.set_cookie(DEVICE_COOKIE, named, path="/kiosk", httponly=True, samesite="Strict")
+        if hall_code is None:
+            hall_code = self.get_query_argument("hall", None)
+        snap = await self.services.catalog.snapshot()
+        if not hall_code or hall_code not in snap.halls:
+            hall_code = sorted(snap.halls)[0] if snap.halls else ""
+        self.hall = snap.halls.get(hall_code, {"code": "", "name": "政务服务中心", "windows": []})
+        token = self.get_cookie(SESSION_COOKIE)
+        if token and self.device is not None:
+            self.session = await kiosk_sessions.current(self.services, token, self.device.id)
+
+    def require_device(self: Any) -> devices.Device:
+        if self.device is None:
+            raise NotAuthenticated("kiosk.device_required", "此功能需在政务服务自助终端上使用")
+        return self.device  # type: ignore[no-any-return]
+
+    def require_session(self: Any) -> KioskSession:
+        self.require_device()
+        if self.session is None or not self.session.identified:
+            raise NotAuthenticated("kiosk.identification_required", "请先刷身份证或扫码识别身份")
+        return self.session  # type: ignore[no-any-return]
+
+
+class KioskPage(KioskMixin, HTMLHandler):
+    error_template = "kiosk/error.html"
+    cacheable = False
+
+    async def prepare(self) -> None:
+        super().prepare()
+        await self.resolve_kiosk()
+
+    def template_context(self) -> dict[str, Any]:
+        context = super().template_context()
+        hall = getattr(self, "hall", {"code": "", "name": "政务服务中心", "windows": []})
+        context.update(
+            hall=hall,
+            device=self.device,
+            session=self.session,
+            elderly=self.get_cookie(ELDERLY_COOKIE) == "1",
+            idle=self._idle(),
+            now=format_local(utcnow(), "%Y-%m-%d %H:%M"),
+            on_device=self.device is not None,
+        )
+        return context
+
+    def _idle(self) -> tuple[int, int]:
+        try:
+            warn = int(self.get_query_argument("idle_warn", str(DEFAULT_IDLE[0])))
+            reset = int(self.get_query_argument("idle_reset", str(DEFAULT_IDLE[1])))
+        except ValueError:
+            return DEFAULT_IDLE
+        if not 1 <= warn < reset <= 600:
+            return DEFAULT_IDLE
+        return warn, reset
+
+    def render_page(self, template: str, **context: Any) -> None:
+        if self.cacheable and self.session is None:
+            self.set_header("X-Kiosk-Cache", "public")
+        super().render_page(template, **context)
+
+
+def _notices_placeholder() -> list[dict[str, Any]]:
+    return []
+
+
+async def hall_notices(handler: KioskPage) -> list[dict[str, Any]]:
+    try:
+        from yiwang import content
+    except ImportError:  # the content module belongs to the console; absent means no notices
+        return _notices_placeholder()
+    return await content.published_notices(handler.services.store, handler.hall.get("code", ""),
+                                           device_group=handler.device.group if handler.device else None)
+
+
+class HomePage(KioskPage):
+    cacheable = True
+
+    async def get(self) -> None:
+        services = self.services
+        scenarios = sorted(await services.catalog.scenarios_list(), key=lambda s: s["code"])
+        hot = await catalog.hot_items(services.store, services.catalog, channel=None, limit=8)
+        notices = await hall_notices(self)
+        self.render_page("kiosk/home.html", scenarios=scenarios, hot=hot, notices=notices)
+
+
+class ScenarioPage(KioskPage):
+    cacheable = True
+
+    async def get(self, code: str) -> None:
+        scenario = await self.services.catalog.scenario(code)
+        self.render_page("kiosk/scenario.html", scenario=scenario)
+
+
+def windows_labels(plan: catalog.Plan) -> dict[str, str]:
+    labels = {}
+    for item in plan.items:
+        if item.windows:
+            labels[item.code] = "到窗口办理：" + "、".join(f"{w} 号窗口" for w in item.windows)
+        elif item.window_required:
+            labels[item.code] = "需到窗口办理（本厅未设，请咨询导办台）"
+        elif "kiosk" in item.channels:
+            labels[item.code] = "本机可办"
+        elif "mobile" in item.channels:
+            labels[item.code] = "手机上办理"
+        else:
+            labels[item.code] = "请咨询导办台"
+    return labels
+
+
+class ChecklistMixin(KioskPage):
+    async def plan(self, code: str) -> tuple[dict[str, Any], catalog.Plan, dict[str, str]]:
+        scenario = await self.services.catalog.scenario(code)
+        answers = {q["id"]: self.get_query_argument(q["id"], "") for q in scenario["questions"]}
+        answers = {k: v for k, v in answers.items() if v}
+        snap = await self.services.catalog.snapshot()
+        plan = catalog.plan_scenario(scenario, answers, snap.items, hall=self.hall)
+        return scenario, plan, windows_labels(plan)
+
+
+class ChecklistPage(ChecklistMixin):
+    cacheable = True
+
+    async def get(self, code: str) -> None:
+        scenario, plan, where = await self.plan(code)
+        query = urllib.parse.urlencode(plan.answers)
+        phone_url = f"{self.services.config.public_url}/kiosk/scenarios/{code}/checklist?{query}"
+        self.render_page("kiosk/checklist.html", scenario=scenario, plan=plan, where=where, query=query,
+                         phone_qr=qr_svg(phone_url, 5))
+
+
+class ChecklistPdf(ChecklistMixin):
+    cacheable = True
+
+    async def get(self, code: str) -> None:
+        _scenario, plan, where = await self.plan(code)
+        lines = checklist_print.checklist_lines(plan, self.hall.get("name", ""), where)
+        footer = f"一网 · {self.hall.get('name', '')} · 打印时间 {format_local(utcnow())}"
+        pdf = await self.services.offload.run(checklist_print.render_checklist_pdf, lines, footer)
+        self.set_header("Content-Type", "application/pdf")
+        self.set_header("X-Kiosk-Cache", "public")
+        self.finish(pdf)
+
+
+class ItemPage(KioskPage):
+    cacheable = True
+
+    async def get(self, code: str) -> None:
+        item = await self.services.catalog.item(code)
+        windows = [w for w in self.hall.get("windows", []) if code in w.get("items", [])]
+        self.render_page("kiosk/item.html", item=item, windows=windows)
+
+
+class IdentifyPage(KioskPage):
+    async def get(self) -> None:
+        self.render_page("kiosk/identify.html", next=self._next())
+
+    def _next(self) -> str:
+        target = self.get_query_argument("next", "/kiosk/certificates")
+        return target if target.startswith("/kiosk/") and "//" not in target else "/kiosk/certificates"
+
+
+class CertificatesPage(KioskPage):
+    async def get(self) -> None:
+        session = self.require_session()
+        from yiwang import certificates
+
+        assert session.resident_index is not None and self.device is not None
+        certs = await certificates.list_for_holder(self.services.store, session.resident_index)
+        await audit.record(self.services.store, self.device.actor, "kiosk.certificates_listed",
+                           f"resident:{session.resident_id}", channel="kiosk", purpose="本人查看",
+                           on_behalf_of=f"resident:{session.resident_id}" if session.mode == "agent" else None)
+        self.render_page("kiosk/certificates.html", certs=certs)
+
+
+class CertificatePage(KioskPage):
+    async def get(self, certificate_id: str) -> None:
+        session = self.require_session()
+        from yiwang import certificates
+
+        assert session.resident_index is not None
+        view = await certificates.open_for_holder(self.services, session.resident_index, certificate_id,
+                                                  channel="kiosk")
+        self.render_page("kiosk/certificate.html", cert=view, purposes=PRINT_PURPOSES, redeemed=None)
+
+
+class CertificatePrintPdf(KioskPage):
+    async def get(self, certificate_id: str) -> None:
+        session = self.require_session()
+        device = self.require_device()
+        from yiwang import certificates, rendering, verification
+
+        purpose = certificates.clean_purpose(self.get_query_argument("purpose", ""))
+        assert session.resident_index is not None
+        doc = await certificates.holder_certificate(self.services.store, session.resident_index, certificate_id)
+        view = certificates.full_view(self.services.cipher, doc)
+        ctype = certificates.load_types().get(doc["type"])
+        now = utcnow()
+        watermark = certificates.watermark_text(purpose, now)
+        annotation = {"打印时间": format_local(now), "打印终端": device.label, "用途": purpose}
+        pdf = await self.services.offload.run(rendering.print_pdf, view, dict(ctype.layout) if ctype else {},
+                                              verification.payload_for(doc), watermark, annotation)
+        await audit.record(self.services.store, device.actor, "certificate.print", doc["_id"], channel="kiosk",
+                           purpose=purpose, detail={"hall": device.hall},
+                           on_behalf_of=f"resident:{session.resident_id}" if session.mode == "agent" else None)
+        self.set_header("Content-Type", "application/pdf")
+        self.finish(pdf)
+
+
+class RedeemPage(KioskPage):
+    async def get(self) -> None:
+        self.render_page("kiosk/redeem.html", error=None)
+
+    async def post(self) -> None:
+        device = self.require_device()
+        from yiwang import display_codes
+
+        code = self.get_body_argument("code", "")
+        try:
+            result = await display_codes.redeem_display_code(self.services, code, devices.redeemer_for(device))
+        except YiwangError as error:
+            if isinstance(error, NotAuthenticated | Forbidden):
+                raise
+            self.set_status(400 if isinstance(error, InvalidInput) else 409)
+            self.render_page("kiosk/redeem.html", error=error.as_dict())
+            return
+        self.render_page("kiosk/certificate.html", cert=result["certificate"], purposes=(), redeemed=result)
+
+
+class AgentPage(KioskPage):
+    async def get(self) -> None:
+        self.render_page("kiosk/agent.html")
+
+
+class OfflinePage(KioskPage):
+    cacheable = True
+
+    async def get(self) -> None:
+        self.render_page("kiosk/offline.html")
+
+
+# ---- JSON API --------------------------------------------------------------
+
+
+class KioskAPI(KioskMixin, APIHandler):
+    async def prepare(self) -> None:
+        super().prepare()
+        await self.resolve_kiosk()
+
+
+class IdCardHandler(KioskAPI):
+    """Called by the device agent when a card is read: starts (or, in agent mode,
+    authorises within) a session. The token goes back to the agent, which hands
+    it to the page; the page adopts it into an HttpOnly cookie."""
+
+    async def post(self) -> None:
+        device = self.require_device()
+        body = self.json_body()
+        current = None
+        token = body.get("session")
+        if isinstance(token, str) and token:
+            current = await kiosk_sessions.current(self.services, token, device.id)
+        if current is not None and current.mode == "agent":
+            session = await kiosk_sessions.authorise_resident(
+                self.services, current, device, body.get("id_number"), body.get("name")
+            )
+            self.write_json({"session": token, **session.public()})
+            return
+        token, session = await kiosk_sessions.start_by_id_card(
+            self.services, device, body.get("id_number"), body.get("name")
+        )
+        self.write_json({"session": token, **session.public()}, status=201)
+
+
+class AdoptSessionHandler(KioskAPI):
+    async def post(self) -> None:
+        device = self.require_device()
+        token = self.json_body().get("session")
+        session = await kiosk_sessions.current(self.services, token if isinstance(token, str) else None, device.id)
+        if session is None:
+            raise NotAuthenticated("kiosk.session_expired", "本次服务已结束，请重新识别身份")
+        self.set_cookie(SESSION_COOKIE, str(token), path="/kiosk", httponly=True, samesite="Strict")
+        self.write_json(session.public())
+
+
+class EndSessionHandler(KioskAPI):
+    async def post(self) -> None:
+        await kiosk_sessions.end(self.services, self.get_cookie(SESSION_COOKIE))
+        self.clear_cookie(SESSION_COOKIE, path="/kiosk")
+        self.clear_cookie(ELDERLY_COOKIE, path="/")
+        self.write_json({"ended": True})
+
+
+class SessionHandler(KioskAPI):
+    async def get(self) -> None:
+        self.write_json({"session": self.session.public() if self.session else None})
+
+
+class OfflineManifestHandler(KioskAPI):
+    """What the device agent should keep for offline use: guidance pages only."""
+
+    async def get(self) -> None:
+        snap = await self.services.catalog.snapshot()
+        urls = ["/kiosk/", "/kiosk/offline", "/static/kiosk/kiosk.css", "/static/kiosk/kiosk.js"]
+        for code, scenario in sorted(snap.scenarios.items()):
+            urls.append(f"/kiosk/scenarios/{code}")
+            options = [[(q["id"], o["value"]) for o in q["options"]] for q in scenario["questions"]]
+            combos = list(itertools.islice(itertools.product(*options), MAX_COMBINATIONS))
+            urls.extend(f"/kiosk/scenarios/{code}/checklist?{urllib.parse.urlencode(c)}" for c in combos)
+        hot = await catalog.hot_items(self.services.store, self.services.catalog, limit=8)
+        urls.extend(f"/kiosk/items/{item['code']}" for item in hot)
+        self.write_json({"version": snap.version, "urls": urls,
+                         "generated_at": dt.datetime.now(dt.UTC)})

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from kiosk import handlers as h
+
+
+def routes() -> list[Any]:
+    return [
+        (r"/kiosk/?", h.HomePage),
+        (r"/kiosk/offline", h.OfflinePage),
+        (r"/kiosk/scenarios/([a-z_]{1,40})", h.ScenarioPage),
+        (r"/kiosk/scenarios/([a-z_]{1,40})/checklist", h.ChecklistPage),
+        (r"/kiosk/scenarios/([a-z_]{1,40})/checklist\.pdf", h.ChecklistPdf),
+        (r"/kiosk/items/([0-9]{12})", h.ItemPage),
+        (r"/kiosk/identify", h.IdentifyPage),
+        (r"/kiosk/certificates", h.CertificatesPage),
+        (r"/kiosk/certificates/([0-9a-f]{32})", h.CertificatePage),
+        (r"/kiosk/certificates/([0-9a-f]{32})/print\.pdf", h.CertificatePrintPdf),
+        (r"/kiosk/redeem", h.RedeemPage),
+        (r"/kiosk/agent", h.AgentPage),
+        (r"/kiosk/api/id-card", h.IdCardHandler),
+        (r"/kiosk/api/session", h.SessionHandler),
+        (r"/kiosk/api/session/adopt", h.AdoptSessionHandler),
+        (r"/kiosk/api/session/end", h.EndSessionHandler),
+        (r"/kiosk/api/offline-manifest", h.OfflineManifestHandler),
+    ]

@@ -1,0 +1,199 @@
+/* Kiosk page behaviour: plain JavaScript, no storage of personal data.
+   Talks to the device agent on the same origin (/agent/…) when it serves the page. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var state = { agent: false, online: true, socket: null, timers: [] };
+
+  function $(sel) { return document.querySelector(sel); }
+  function all(sel) { return Array.prototype.slice.call(document.querySelectorAll(sel)); }
+
+  function toast(text) {
+    var t = $("#toast");
+    if (!t) return;
+    t.textContent = text;
+    t.hidden = false;
+    clearTimeout(state.toastTimer);
+    state.toastTimer = setTimeout(function () { t.hidden = true; }, 6000);
+  }
+
+  /* ---- clock ---- */
+  function tick() {
+    var c = $("#clock");
+    if (!c) return;
+    var d = new Date();
+    function p(n) { return (n < 10 ? "0" : "") + n; }
+    c.textContent = d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes());
+  }
+  tick();
+  setInterval(tick, 15000);
+
+  /* ---- elderly mode: a non-personal cookie, cleared when the session ends ---- */
+  var toggle = $("#elderly-toggle");
+  if (toggle) {
+    toggle.addEventListener("click", function () {
+      var on = !document.documentElement.classList.contains("elderly");
+      document.documentElement.classList.toggle("elderly", on);
+      document.cookie = "kiosk_elderly=" + (on ? "1" : "0") + "; path=/; SameSite=Strict";
+      toggle.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+  }
+
+  /* ---- ending the session: server, cookies, screen, memory ---- */
+  function endSession(reason) {
+    try {
+      fetch("/kiosk/api/session/end", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}", keepalive: true, credentials: "same-origin" });
+    } catch (e) { /* offline: the server session expires by itself */ }
+    document.cookie = "kiosk_elderly=; path=/; max-age=0";
+    if (state.socket) { try { state.socket.close(); } catch (e) { /* closed */ } }
+    state = null;
+    document.title = "政务服务自助终端";
+    body.innerHTML = "";
+    body.setAttribute("data-ended", reason || "end");
+    window.location.replace("/kiosk/");
+  }
+  window.kioskEndSession = endSession;
+  all("[data-end-session]").forEach(function (b) { b.addEventListener("click", function () { endSession("button"); }); });
+
+  /* ---- idle: ask "still there?", then end ---- */
+  var warnAfter = parseInt(body.getAttribute("data-idle-warn"), 10) * 1000 || 60000;
+  var resetAfter = parseInt(body.getAttribute("data-idle-reset"), 10) * 1000 || 90000;
+  var dialog = $("#idle-dialog");
+  var warnTimer = null, resetTimer = null;
+  function activity() {
+    if (!state) return;
+    clearTimeout(warnTimer); clearTimeout(resetTimer);
+    if (dialog) dialog.hidden = true;
+    warnTimer = setTimeout(function () { if (dialog) { dialog.hidden = false; $("#idle-continue").focus(); } }, warnAfter);
+    resetTimer = setTimeout(function () { endSession("idle"); }, resetAfter);
+  }
+  ["pointerdown", "touchstart", "keydown", "click"].forEach(function (e) { document.addEventListener(e, activity, { passive: true }); });
+  var cont = $("#idle-continue");
+  if (cont) cont.addEventListener("click", activity);
+  activity();
+
+  /* ---- the device agent: status, peripheral events, printing ---- */
+  function setOnline(online) {
+    state.online = online;
+    var banner = $("#offline-banner");
+    if (banner) banner.hidden = online;
+    all("[data-needs-online]").forEach(function (a) {
+      a.classList.toggle("disabled", !online);
+      if (online) a.removeAttribute("aria-disabled"); else a.setAttribute("aria-disabled", "true");
+    });
+  }
+  document.addEventListener("click", function (e) {
+    var a = e.target.closest && e.target.closest("[data-needs-online]");
+    if (a && state && !state.online) { e.preventDefault(); toast("网络中断，此功能暂不可用"); }
+  });
+
+  function onEvent(ev) {
+    if (!state) return;
+    if (ev.type === "status") setOnline(!!ev.online);
+    else if (ev.type === "reload") window.location.reload();
+    else if (ev.type === "notice") toast(ev.text || "有新的公告");
+    document.dispatchEvent(new CustomEvent("kiosk:" + ev.type, { detail: ev }));
+  }
+
+  function connectAgent() {
+    if (!state) return;
+    var ws;
+    try { ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/agent/events"); }
+    catch (e) { return; }
+    state.socket = ws;
+    ws.onmessage = function (m) { try { onEvent(JSON.parse(m.data)); } catch (e) { /* ignore */ } };
+    ws.onclose = function () { if (state && state.agent) setTimeout(connectAgent, 2000); };
+  }
+
+  fetch("/agent/status", { credentials: "same-origin" }).then(function (r) {
+    if (!r.ok) throw new Error("no agent");
+    return r.json();
+  }).then(function (s) {
+    state.agent = true;
+    setOnline(!!s.online);
+    connectAgent();
+  }).catch(function () { /* opened without the agent: no peripherals */ });
+
+  function printPdf(url, label) {
+    if (!state.agent) { toast("本机未连接打印机，请到导办台打印"); return; }
+    toast("正在准备打印…");
+    fetch(url, { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) return r.json().then(function (b) { throw new Error(b.error ? b.error.message : "打印失败"); });
+      return r.blob();
+    }).then(function (blob) {
+      return fetch("/agent/print", { method: "POST", headers: { "Content-Type": "application/pdf", "X-Print-Label": encodeURIComponent(label || "") }, body: blob });
+    }).then(function (r) { return r.json(); }).then(function (b) {
+      if (b.error) throw new Error(b.error.message);
+      toast("已送往打印机，请在出纸口取件");
+      body.setAttribute("data-printed", b.job || "1");
+    }).catch(function (e) { toast(e.message || "打印失败，请到导办台咨询"); });
+  }
+  var printBtn = $("#print-checklist");
+  if (printBtn) printBtn.addEventListener("click", function () { printPdf(printBtn.getAttribute("data-pdf"), "checklist"); });
+  all("[data-print-cert]").forEach(function (b) {
+    b.addEventListener("click", function () { printPdf(b.getAttribute("data-print-cert"), "certificate"); });
+  });
+
+  /* ---- scenario wizard: one question per screen ---- */
+  var wizard = $("#wizard");
+  if (wizard) {
+    var steps = all("#wizard .question");
+    var current = 0;
+    var progress = $("#wizard-progress");
+    var submit = $("#wizard-submit");
+    var back = $("#wizard-back");
+    wizard.classList.add("stepped");
+    function show(i) {
+      current = i;
+      steps.forEach(function (s, n) { s.hidden = n !== i; });
+      if (progress) progress.textContent = "第 " + (i + 1) + " 题，共 " + steps.length + " 题";
+      back.hidden = i === 0;
+      submit.hidden = true;
+      var first = steps[i].querySelector("input");
+      if (first) first.focus();
+    }
+    steps.forEach(function (s, n) {
+      s.addEventListener("change", function () {
+        if (n + 1 < steps.length) show(n + 1);
+        else { submit.hidden = false; wizard.submit(); }
+      });
+    });
+    back.addEventListener("click", function () { if (current > 0) show(current - 1); });
+    if (steps.length) show(0);
+  }
+
+  /* ---- on-screen keypad ---- */
+  var codeInput = $("#redeem-code");
+  all(".keypad .key").forEach(function (k) {
+    k.addEventListener("click", function () {
+      var key = k.getAttribute("data-key");
+      if (key === "清除") codeInput.value = "";
+      else if (key === "删除") codeInput.value = codeInput.value.slice(0, -1);
+      else if (codeInput.value.length < 32) codeInput.value += key;
+    });
+  });
+
+  /* ---- identification: the agent hands us a session token; adopt it into an HttpOnly cookie ---- */
+  var identify = $("#identify");
+  var identifyStatus = $("#identify-status");
+  document.addEventListener("kiosk:identified", function (e) {
+    if (!identify) return;
+    var token = e.detail.session;
+    identifyStatus.textContent = "识别成功，正在打开…";
+    fetch("/kiosk/api/session/adopt", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ session: token }) })
+      .then(function (r) { if (!r.ok) throw new Error(); window.location.assign(identify.getAttribute("data-next")); })
+      .catch(function () { identifyStatus.textContent = "识别失败，请重新放置身份证"; });
+    token = null;
+  });
+  document.addEventListener("kiosk:identify_failed", function (e) {
+    if (identifyStatus) identifyStatus.textContent = e.detail.message || "识别失败，请重新放置身份证";
+  });
+
+  /* ---- display code held to the camera ---- */
+  document.addEventListener("kiosk:qr", function (e) {
+    var form = $("#redeem-form");
+    if (!form || !codeInput) return;
+    codeInput.value = e.detail.text;
+    form.submit();
+  });
+})();

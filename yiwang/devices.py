@@ -1,0 +1,705 @@
+"""Kiosk devices: registry, enrolment, credentials, and the message outbox.
+
+* **Enrolment**: the console creates a one-time code for a hall; the device
+  agent trades it (once) for its own device id and credential. Codes and
+  credentials are stored as SM3 digests only.
+* **Outbox and fan-out**: :func:`push` appends to ``device_messages`` with an
+  increasing ``seq`` (a counter in ``meta``). Every server process runs a
+  :class:`DeviceHub` that polls ``device_messages`` by ``seq`` (no change
+  streams: the embedded DB has none) and sends each message to the devices
+  connected *to that process* whose audience matches. A push made by any
+  process therefore reaches devices on all of them.
+* **No loss across reconnects**: messages carry their ``seq``; the device
+  acknowledges each and, when it reconnects, says the highest seq it has
+  processed; the hub replays everything after it (with a small overlap; the
+  agent drops duplicates by message id). Device → server messages are
+  numbered by the device and acknowledged the same way.
+* The embedded DB is slow, so acknowledgements, heartbeats and online flags
+  are buffered in memory and written in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from yiwang import audit
+from yiwang.crypto import constant_time_equal, random_token, token_digest
+from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
+from yiwang.store import Document
+from yiwang.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from yiwang.runtime import Services
+
+log = logging.getLogger(__name__)
+
+ENROLMENT_TTL_HOURS = 24
+MESSAGE_TTL = dt.timedelta(days=7)
+MAX_MESSAGE_BYTES = 64 * 1024
+REPLAY_OVERLAP = 20  # seqs re-sent on reconnect in case of a late commit by another process
+COMMANDS = ("reload", "clear_cache", "report_status")
+PERIPHERAL_STATES = {
+    "printer": ("ready", "paper_low", "jammed", "offline", "absent"),
+    "camera": ("ready", "offline", "absent"),
+    "id_reader": ("ready", "offline", "absent"),
+}
+SEQ_COUNTER_ID = "device_message_seq"
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+
+
+# ---- the device -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Device:
+    id: str
+    hall: str
+    city: str
+    label: str
+    location: str = ""
+    group: str | None = None
+
+    @property
+    def audience(self) -> list[str]:
+        keys = ["all", f"city:{self.city}", f"hall:{self.hall}", f"device:{self.id}"]
+        if self.group:
+            keys.append(f"group:{self.hall}:{self.group}")
+        return keys
+
+    @property
+    def actor(self) -> audit.Actor:
+        return audit.Actor("device", self.id, self.label)
+
+
+def _device(doc: Mapping[str, Any]) -> Device:
+    return Device(doc["_id"], doc["hall"], doc.get("city", ""), doc.get("label", ""), doc.get("location", ""),
+                  doc.get("group"))
+
+
+def redeemer_for(device: Device) -> Any:
+    """The certificate module's Redeemer for this kiosk (kind ``kiosk``)."""
+    from yiwang.certificates import Redeemer
+
+    return Redeemer(kind="kiosk", id=device.id, label=device.label)
+
+
+def public_view(doc: Mapping[str, Any], *, online: bool | None = None) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "label": doc.get("label", ""),
+        "hall": doc["hall"],
+        "city": doc.get("city", ""),
+        "location": doc.get("location", ""),
+        "group": doc.get("group"),
+        "status": doc.get("status", "active"),
+        "online": bool(doc.get("online")) if online is None else online,
+        "last_seen": doc.get("last_seen"),
+        "software_version": doc.get("software_version", ""),
+        "peripherals": doc.get("peripherals", {}),
+        "enrolled_at": doc.get("enrolled_at"),
+    }
+
+
+# ---- enrolment ------------------------------------------------------------
+
+
+def _new_code() -> str:
+    raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))
+    return "-".join(raw[i : i + 4] for i in range(0, 12, 4))
+
+
+def _normalise_code(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise InvalidInput("device.enrolment_code_invalid", "注册码格式不正确")
+    clean = raw.strip().upper().replace("-", "").replace(" ", "")
+    if len(clean) != 12 or any(c not in _CODE_ALPHABET for c in clean):
+        raise InvalidInput("device.enrolment_code_invalid", "注册码格式不正确")
+    return "-".join(clean[i : i + 4] for i in range(0, 12, 4))
+
+
+def _clean_label(raw: Any, name: str, *, required: bool, limit: int = 40) -> str:
+    if raw is None or raw == "":
+        if required:
+            raise InvalidInput(f"device.{name}_required", "请填写设备名称", fields={name: "必填"})
+        return ""
+    if not isinstance(raw, str) or len(raw.strip()) > limit:
+        raise InvalidInput(f"device.{name}_invalid", f"{name} 不能超过 {limit} 个字", fields={name: "过长"})
+    return raw.strip()
+
+
+async def create_enrolment_code(
+    services: Services,
+    hall: str,
+    label: str,
+    *,
+    location: str = "",
+    group: str | None = None,
+    by: audit.Actor = audit.SYSTEM,
+    ttl_hours: int = ENROLMENT_TTL_HOURS,
+) -> dict[str, Any]:
+    """A one-time code for one kiosk in ``hall``; only its digest is stored."""
+    clean_label = _clean_label(label, "label", required=True)
+    clean_location = _clean_label(location, "location", required=False, limit=80)
+    clean_group = _clean_label(group, "group", required=False) or None
+    hall_doc = await services.catalog.hall(hall)  # NotFound for unknown halls
+    code = _new_code()
+    expires_at = utcnow() + dt.timedelta(hours=ttl_hours)
+    await services.store["enrolment_codes"].insert_one(
+        {
+            "_id": token_digest(code),
+            "hall": hall,
+            "city": hall_doc.get("city", ""),
+            "label": clean_label,
+            "location": clean_location,
+            "group": clean_group,
+            "created_by": by.id,
+            "created_at": utcnow(),
+            "expires_at": expires_at,
+            "used": False,
+        }
+    )
+    await audit.record(services.store, by, "device.enrolment_code_created", f"hall:{hall}",
+                       channel="console" if by.kind == "console_user" else "system", detail={"label": clean_label})
+    return {"code": code, "hall": hall, "label": clean_label, "location": clean_location, "expires_at": expires_at}
+
+
+async def enrol(services: Services, raw_code: Any, *, software_version: Any = "") -> tuple[Device, str]:
+    """Trade a one-time code for a device id and credential (returned once)."""
+    code = _normalise_code(raw_code)
+    version = _clean_label(software_version, "software_version", required=False)
+    now = utcnow()
+    entry = await services.store["enrolment_codes"].find_one_and_update(
+        {"_id": token_digest(code), "used": False, "expires_at": {"$gt": now}},
+        {"$set": {"used": True, "used_at": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if entry is None:
+        raise NotAuthenticated("device.enrolment_code_unknown", "注册码无效、已使用或已过期")
+    credential = random_token(32)
+    device_id = uuid.uuid4().hex
+    doc: Document = {
+        "_id": device_id,
+        "credential": token_digest(credential),
+        "hall": entry["hall"],
+        "city": entry.get("city", ""),
+        "label": entry["label"],
+        "location": entry.get("location", ""),
+        "group": entry.get("group"),
+        "status": "active",
+        "online": False,
+        "software_version": version,
+        "peripherals": {},
+        "enrolled_at": now,
+        "last_seen": None,
+        "acked_seq": 0,
+        "upstream_seq": 0,
+    }
+    await services.store["devices"].insert_one(doc)
+    await services.store["enrolment_codes"].update_one({"_id": entry["_id"]}, {"$set": {"device": device_id}})
+    device = _device(doc)
+    await audit.record(services.store, device.actor, "device.enrolled", f"device:{device_id}", channel="device",
+                       detail={"hall": device.hall})
+    return device, credential
+
+
+def parse_credential_header(value: str | None) -> tuple[str, str]:
+    """``Device <id>:<credential>`` → (id, credential)."""
+    if not value or not value.startswith("Device "):
+        raise NotAuthenticated("device.credential_missing", "设备未认证")
+    device_id, sep, credential = value[len("Device ") :].strip().partition(":")
+    if not sep or not device_id or not credential or len(device_id) > 64 or len(credential) > 128:
+        raise NotAuthenticated("device.credential_invalid", "设备凭据格式不正确")
+    return device_id, credential
+
+
+_AUTH_CACHE_SECONDS = 10.0
+
+
+async def authenticate(services: Services, device_id: str, credential: str) -> Device:
+    """The device whose credential this is; cached briefly per process (revocation seen within 10 s)."""
+    cache: dict[str, tuple[float, str, Device]] = services.extras.setdefault("device_auth_cache", _AuthCache())
+    digest = token_digest(credential)
+    hit = cache.get(device_id)
+    if hit is not None and time.monotonic() - hit[0] < _AUTH_CACHE_SECONDS and constant_time_equal(hit[1], digest):
+        return hit[2]
+    doc = await services.store["devices"].find_one({"_id": device_id})
+    if doc is None or not constant_time_equal(doc.get("credential", ""), digest):
+        raise NotAuthenticated("device.credential_invalid", "设备凭据无效")
+    if doc.get("status") != "active":
+        raise Forbidden("device.revoked", "该设备已停用")
+    device = _device(doc)
+    cache[device_id] = (time.monotonic(), digest, device)
+    return device
+
+
+class _AuthCache(dict[str, tuple[float, str, "Device"]]):
+    async def aclose(self) -> None:
+        self.clear()
+
+
+async def get_device(services: Services, device_id: str) -> dict[str, Any]:
+    doc = await services.store["devices"].find_one({"_id": device_id}, {"credential": 0})
+    if doc is None:
+        raise NotFound("device.not_found", "找不到该设备")
+    return public_view(doc)
+
+
+async def device_hall(services: Services, device_id: str) -> str | None:
+    doc = await services.store["devices"].find_one({"_id": device_id, "status": "active"}, {"hall": 1})
+    return str(doc["hall"]) if doc else None
+
+
+async def list_devices(services: Services, *, hall: str | None = None, city: str | None = None) -> list[dict[str, Any]]:
+    query: dict[str, Any] = {}
+    if hall:
+        query["hall"] = hall
+    if city:
+        query["city"] = city
+    cursor = services.store["devices"].find(query, {"credential": 0}, sort=[("enrolled_at", -1)])
+    return [public_view(doc) async for doc in cursor]
+
+
+async def revoke_device(services: Services, device_id: str, *, by: audit.Actor) -> None:
+    result = await services.store["devices"].update_one(
+        {"_id": device_id}, {"$set": {"status": "revoked", "revoked_at": utcnow()}}
+    )
+    if result.matched_count == 0:
+        raise NotFound("device.not_found", "找不到该设备")
+    services.extras.get("device_auth_cache", {}).pop(device_id, None)
+    hub = services.extras.get("device_hub")
+    if isinstance(hub, DeviceHub):
+        await hub.disconnect(device_id)
+    await audit.record(services.store, by, "device.revoked", f"device:{device_id}",
+                       channel="console" if by.kind == "console_user" else "system")
+
+
+# ---- outbox ---------------------------------------------------------------
+
+
+def audience_key(target: Any) -> str:
+    if not isinstance(target, Mapping):
+        raise InvalidInput("device.target_invalid", "推送目标格式不正确")
+    scope = target.get("scope")
+    value = {"city": target.get("city"), "hall": target.get("hall"), "device": target.get("device")}
+    if scope == "all":
+        return "all"
+    if scope in ("city", "hall", "device"):
+        v = value[scope]
+        if not isinstance(v, str) or not v or len(v) > 64:
+            raise InvalidInput("device.target_invalid", "推送目标缺少编码", fields={scope: "必填"})
+        return f"{scope}:{v}"
+    if scope == "group":
+        hall, group = target.get("hall"), target.get("group")
+        if not isinstance(hall, str) or not hall or not isinstance(group, str) or not group:
+            raise InvalidInput("device.target_invalid", "设备分组推送须指定大厅和分组")
+        return f"group:{hall}:{group}"
+    raise InvalidInput("device.target_invalid", "推送范围只能是 all、city、hall、group 或 device")
+
+
+async def _check_target_exists(services: Services, target: Mapping[str, Any]) -> None:
+    scope = target.get("scope")
+    if scope in ("hall", "group"):
+        await services.catalog.hall(str(target.get("hall")))
+    elif scope == "device" and await services.store["devices"].find_one({"_id": target.get("device")}) is None:
+        raise NotFound("device.not_found", "找不到该设备")
+
+
+async def _next_seq(services: Services) -> int:
+    counter = await services.store["meta"].find_one_and_update(
+        {"_id": SEQ_COUNTER_ID}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
+    if counter is None:
+        raise RuntimeError("sequence counter missing")
+    return int(counter["value"])
+
+
+async def _enqueue(
+    services: Services, target: Mapping[str, Any], kind: str, body: Mapping[str, Any], by: audit.Actor
+) -> str:
+    key = audience_key(target)
+    if len(json.dumps(body, ensure_ascii=False, default=str).encode()) > MAX_MESSAGE_BYTES:
+        raise InvalidInput("device.message_too_large", "推送内容不能超过 64 KB")
+    await _check_target_exists(services, target)
+    now = utcnow()
+    message_id = uuid.uuid4().hex
+    doc: Document = {
+        "_id": message_id,
+        "seq": await _next_seq(services),
+        "kind": kind,
+        "target": dict(target),
+        "audience": key,
+        "body": dict(body),
+        "created_at": now,
+        "expires_at": now + MESSAGE_TTL,
+        "by": by.id,
+    }
+    await services.store["device_messages"].insert_one(doc)
+    hub = services.extras.get("device_hub")
+    if isinstance(hub, DeviceHub):
+        hub.wake()
+    await audit.record(services.store, by, f"device.{kind}_pushed", f"device_message:{message_id}",
+                       channel="console" if by.kind == "console_user" else "system",
+                       detail={"audience": key, "topic": str(body.get("topic") or body.get("command") or "")})
+    return message_id
+
+
+async def push(
+    services: Services, target: Mapping[str, Any], message: Mapping[str, Any], *, by: audit.Actor = audit.SYSTEM
+) -> str:
+    """Queue a content push to the targeted devices; returns the message id."""
+    if not isinstance(message, Mapping):
+        raise InvalidInput("device.message_invalid", "推送内容必须是 JSON 对象")
+    return await _enqueue(services, target, "content", message, by)
+
+
+async def send_command(
+    services: Services,
+    target: Mapping[str, Any],
+    command: str,
+    *,
+    args: Mapping[str, Any] | None = None,
+    by: audit.Actor = audit.SYSTEM,
+) -> str:
+    if command not in COMMANDS:
+        raise InvalidInput("device.command_unknown", "不支持的设备指令", fields={"command": "、".join(COMMANDS)})
+    return await _enqueue(services, target, "command", {"command": command, "args": dict(args or {})}, by)
+
+
+async def delivery_status(services: Services, message_id: str) -> dict[str, Any]:
+    message = await services.store["device_messages"].find_one({"_id": message_id})
+    if message is None:
+        raise NotFound("device.message_not_found", "找不到该推送")
+    hub = services.extras.get("device_hub")
+    if isinstance(hub, DeviceHub):
+        await hub.flush()
+    target = message["target"]
+    query: dict[str, Any] = {"status": "active", "enrolled_at": {"$lte": message["created_at"]}}
+    scope = target.get("scope")
+    if scope == "city":
+        query["city"] = target["city"]
+    elif scope in ("hall", "group"):
+        query["hall"] = target["hall"]
+        if scope == "group":
+            query["group"] = target["group"]
+    elif scope == "device":
+        query = {"_id": target["device"]}
+    targeted = [d["_id"] async for d in services.store["devices"].find(query, {"_id": 1})]
+    acks = [
+        {"device": a["device_id"], "at": a["at"], "result": a.get("result")}
+        async for a in services.store["device_deliveries"].find({"message_id": message_id})
+    ]
+    acked = {a["device"] for a in acks}
+    return {
+        "message_id": message_id,
+        "kind": message["kind"],
+        "target": target,
+        "created_at": message["created_at"],
+        "targeted": len(targeted),
+        "acknowledged": len(acked),
+        "pending": [d for d in targeted if d not in acked],
+        "acks": acks,
+    }
+
+
+def message_frame(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "message", "seq": doc["seq"], "id": doc["_id"], "kind": doc["kind"], "body": doc["body"]}
+
+
+# ---- the hub: connected devices of this process ---------------------------
+
+Send = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class Connection:
+    device: Device
+    send: Send
+    close: Callable[[], None]
+    sent: set[int] = field(default_factory=set)
+    ready: bool = False
+    upstream_seq: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sent_at: dict[int, float] = field(default_factory=dict)
+
+
+class DeviceHub:
+    """Holds this process's device connections; polls the outbox; batches writes."""
+
+    def __init__(self, services: Services, *, poll_interval: float = 0.2, flush_interval: float = 1.0) -> None:
+        self.services = services
+        self.poll_interval = poll_interval
+        self.flush_interval = flush_interval
+        self.connections: dict[str, Connection] = {}
+        self._cursor = 0
+        self._pending_gaps: dict[int, float] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._acks: list[Document] = []
+        self._device_updates: dict[str, dict[str, Any]] = {}
+        self._flush_lock = asyncio.Lock()
+        self.ack_listeners: list[Callable[[str, str], None]] = []  # tests and the benchmark watch acks
+        self.on_upstream: list[Callable[[Device, Mapping[str, Any]], Awaitable[None]]] = []
+
+    async def start(self) -> None:
+        last = await self.services.store["device_messages"].find_one({}, sort=[("seq", -1)], projection={"seq": 1})
+        self._cursor = int(last["seq"]) if last else 0
+        self._tasks = [asyncio.create_task(self._poll_loop()), asyncio.create_task(self._flush_loop())]
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for conn in list(self.connections.values()):
+            with contextlib.suppress(Exception):
+                conn.close()
+        self.connections.clear()
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ---- connections ---------------------------------------------------------
+
+    async def attach(self, device: Device, send: Send, close: Callable[[], None], last_seq: int) -> Connection:
+        """Register a connection and replay what the device has not processed."""
+        old = self.connections.pop(device.id, None)
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.close()
+        doc = await self.services.store["devices"].find_one({"_id": device.id}, {"upstream_seq": 1})
+        conn = Connection(device, send, close, upstream_seq=int((doc or {}).get("upstream_seq", 0)))
+        self.connections[device.id] = conn
+        self._update_device(device.id, {"online": True, "last_seen": utcnow()})
+        async with conn.lock:
+            conn.ready = True  # from here the poller queues behind this lock
+            cursor = self.services.store["device_messages"].find(
+                {"audience": {"$in": device.audience}, "seq": {"$gt": max(0, last_seq - REPLAY_OVERLAP)},
+                 "expires_at": {"$gt": utcnow()}},
+                sort=[("seq", 1)],
+            )
+            async for message in cursor:
+                await self._send_message(conn, message)
+        return conn
+
+    def detach(self, conn: Connection) -> None:
+        if self.connections.get(conn.device.id) is conn:
+            del self.connections[conn.device.id]
+            self._update_device(conn.device.id, {"online": False, "last_seen": utcnow()})
+
+    async def disconnect(self, device_id: str) -> None:
+        conn = self.connections.pop(device_id, None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    async def _send_message(self, conn: Connection, message: Mapping[str, Any]) -> None:
+        seq = int(message["seq"])
+        if seq in conn.sent:
+            return
+        conn.sent.add(seq)
+        if len(conn.sent) > 5000:
+            floor = sorted(conn.sent)[-2000]
+            conn.sent = {s for s in conn.sent if s >= floor}
+        conn.sent_at[seq] = time.monotonic()
+        try:
+            await conn.send(json.dumps(message_frame(message), ensure_ascii=False, default=str))
+        except Exception:  # closed under us: the device gets it on reconnect
+            conn.sent.discard(seq)
+
+    # ---- from the device -----------------------------------------------------
+
+    async def handle_frame(self, conn: Connection, raw: str | bytes) -> None:
+        """One frame from a device: ack, heartbeat, or a numbered upstream message."""
+        try:
+            frame = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput("device.frame_invalid", "消息格式不正确") from None
+        if not isinstance(frame, dict):
+            raise InvalidInput("device.frame_invalid", "消息格式不正确")
+        kind = frame.get("type")
+        if kind == "ack":
+            self._record_ack(conn, frame)
+        elif kind == "heartbeat":
+            self._update_device(conn.device.id, {"last_seen": utcnow()})
+            await conn.send(json.dumps({"type": "heartbeat_ack", "at": utcnow().isoformat()}))
+        elif kind == "upstream":
+            seq = frame.get("seq")
+            if not isinstance(seq, int) or seq < 1:
+                raise InvalidInput("device.frame_invalid", "上行消息缺少序号")
+            if seq > conn.upstream_seq:
+                await self._apply_upstream(conn, frame.get("body") or {})
+                conn.upstream_seq = seq
+                self._update_device(conn.device.id, {"upstream_seq": seq, "last_seen": utcnow()})
+            await conn.send(json.dumps({"type": "upstream_ack", "seq": seq}))
+        else:
+            raise InvalidInput("device.frame_invalid", "未知的消息类型")
+
+    def _record_ack(self, conn: Connection, frame: Mapping[str, Any]) -> None:
+        message_id, seq = frame.get("id"), frame.get("seq")
+        if not isinstance(message_id, str) or not isinstance(seq, int) or len(message_id) > 64:
+            raise InvalidInput("device.frame_invalid", "确认消息格式不正确")
+        result = frame.get("result")
+        self._acks.append({
+            "_id": f"{message_id}:{conn.device.id}",
+            "message_id": message_id,
+            "device_id": conn.device.id,
+            "seq": seq,
+            "at": utcnow(),
+            "result": result if isinstance(result, (str, dict)) else None,
+        })
+        self._update_device(conn.device.id, {"last_seen": utcnow()}, max_acked=seq)
+        for callback in self.ack_listeners:
+            callback(conn.device.id, message_id)
+
+    async def _apply_upstream(self, conn: Connection, body: Mapping[str, Any]) -> None:
+        if body.get("kind") == "status":
+            peripherals = {}
+            for name, allowed in PERIPHERAL_STATES.items():
+                state = (body.get("peripherals") or {}).get(name)
+                if state in allowed:
+                    peripherals[name] = state
+            update: dict[str, Any] = {"peripherals": peripherals}
+            version = body.get("software_version")
+            if isinstance(version, str) and len(version) <= 40:
+                update["software_version"] = version
+            self._update_device(conn.device.id, update)
+        for listener in self.on_upstream:
+            await listener(conn.device, body)
+
+    def _update_device(self, device_id: str, fields: Mapping[str, Any], *, max_acked: int | None = None) -> None:
+        pending = self._device_updates.setdefault(device_id, {})
+        pending.update(fields)
+        if max_acked is not None:
+            pending["$max_acked"] = max(int(pending.get("$max_acked", 0)), max_acked)
+
+    # ---- batched writes ------------------------------------------------------
+
+    async def flush(self) -> None:
+        async with self._flush_lock:
+            acks, self._acks = self._acks, []
+            updates, self._device_updates = self._device_updates, {}
+            if acks:
+                try:
+                    await self.services.store["device_deliveries"].insert_many(acks, ordered=False)
+                except BulkWriteError:
+                    pass  # duplicates: a re-delivered message acknowledged twice
+                except PyMongoError:
+                    log.warning("device ack flush failed", exc_info=True)
+            ops = []
+            for device_id, fields in updates.items():
+                change: dict[str, Any] = {}
+                plain = {k: v for k, v in fields.items() if k != "$max_acked"}
+                if plain:
+                    change["$set"] = plain
+                if "$max_acked" in fields:
+                    change["$max"] = {"acked_seq": fields["$max_acked"]}
+                if change:
+                    ops.append(UpdateOne({"_id": device_id}, change))
+            if ops:
+                try:
+                    await self.services.store["devices"].bulk_write(ops, ordered=False)
+                except PyMongoError:
+                    log.warning("device status flush failed", exc_info=True)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("device flush failed")
+
+    # ---- polling the outbox ----------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+            try:
+                await self.poll_once()
+            except PyMongoError:
+                log.warning("device outbox poll failed", exc_info=True)
+            except Exception:
+                log.exception("device outbox poll failed")
+
+    async def poll_once(self) -> None:
+        """Deliver messages after the cursor. A gap in seq (allocated by another
+        process, not yet committed) holds the cursor back for up to 5 s."""
+        floor = min([self._cursor, *(s - 1 for s in self._pending_gaps)])
+        cursor = self.services.store["device_messages"].find({"seq": {"$gt": floor}}, sort=[("seq", 1)], limit=1000)
+        messages = [m async for m in cursor]
+        seen = {int(m["seq"]) for m in messages}
+        now = time.monotonic()
+        for seq in list(self._pending_gaps):
+            if seq in seen or now - self._pending_gaps[seq] > 5.0:
+                del self._pending_gaps[seq]
+        expected = self._cursor + 1
+        for message in messages:
+            seq = int(message["seq"])
+            if seq > self._cursor:
+                for missing in range(expected, seq):
+                    self._pending_gaps.setdefault(missing, now)
+                expected = seq + 1
+                self._cursor = seq
+            await self._fan_out(message)
+
+    async def _fan_out(self, message: Mapping[str, Any]) -> None:
+        key = message["audience"]
+        targets = [c for c in self.connections.values() if c.ready and key in c.device.audience]
+        if not targets:
+            return
+
+        async def deliver(conn: Connection) -> None:
+            async with conn.lock:
+                await self._send_message(conn, message)
+
+        await asyncio.gather(*(deliver(c) for c in targets))
+
+
+def hub_of(services: Services) -> DeviceHub:
+    hub = services.extras.get("device_hub")
+    if not isinstance(hub, DeviceHub):
+        raise RuntimeError("device hub not started")
+    return hub
+
+
+async def start_hub(services: Services, **options: Any) -> DeviceHub:
+    """Create and start this process's hub once (idempotent)."""
+    hub = services.extras.get("device_hub")
+    if isinstance(hub, DeviceHub):
+        return hub
+    hub = DeviceHub(services, **options)
+    services.extras["device_hub"] = hub
+    await hub.start()
+    return hub
+
+
+def online_ids(services: Services) -> Iterable[str]:
+    hub = services.extras.get("device_hub")
+    return list(hub.connections) if isinstance(hub, DeviceHub) else []
+
+
+async def dev_enrolment_code(services: Services) -> str:
+    """Development only: a fresh code for the demo hall (the device agent's --dev mode)."""
+    if services.config.production:
+        raise Forbidden("device.dev_only", "仅限开发环境")
+    created = await create_enrolment_code(services, "gz-th-center", "开发用自助终端", location="开发机")
+    return str(created["code"])
+
