@@ -83,7 +83,7 @@ async def test_certificate_life_from_issue_to_revocation(services, client) -> No
     assert verification.verify_offline(printed, keys)["signature_valid"] is True
 
     # 9. the used code stays used; the holder's history shows every online check
-    fresh_status, body, _ = await client.post(
+    fresh_status, _, _ = await client.post(
         "/api/redeem/v1/display-codes/redeem", json={"code": code["code"]}, headers=kiosk
     )
     assert fresh_status == 409
