@@ -8,7 +8,7 @@ from tornado.web import url
 
 
 def routes() -> list[Any]:
-    from console import auth, home, notices
+    from console import auth, catalog, fleet, home, notices
 
     content_id = r"([0-9a-f]{32})"
     return [
@@ -24,4 +24,13 @@ def routes() -> list[Any]:
         url(rf"/console/notices/{content_id}/preview", notices.NoticePreviewHandler),
         url(rf"/console/notices/{content_id}/render", notices.NoticeRenderHandler),
         url(rf"/console/api/notices/{content_id}", notices.NoticeAPIHandler),
+        url(r"/console/catalog", catalog.CatalogList),
+        url(r"/console/catalog/([0-9]{12})", catalog.CatalogItem),
+        url(r"/console/halls", catalog.HallList),
+        url(r"/console/halls/([a-z0-9-]{1,64})", catalog.HallEdit),
+        url(r"/console/fleet", fleet.FleetPage),
+        url(r"/console/api/fleet", fleet.FleetAPI),
+        url(r"/console/fleet/commands", fleet.CommandHandler),
+        url(rf"/console/fleet/commands/{content_id}", fleet.CommandResultHandler),
+        url(r"/console/fleet/enrol", fleet.EnrolHandler),
     ]

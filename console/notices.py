@@ -154,7 +154,7 @@ class NoticeActionHandler(NoticeBase):
             before, after = await content.withdraw(store, content_id, by=by)
         await self.record("content." + action, "content:" + content_id, _summary(before), _summary(after))
         if after.get("status") == "published":
-            message = await pushes.push_content(self.services, after)
+            message = await pushes.push_content(self.services, after, self.actor())
             if message:
                 await content.set_push_message(store, content_id, message)
         self.redirect(f"/console/notices/{content_id}?done={action}")

@@ -1,54 +1,54 @@
-"""The console's link to the device fan-out (yiwang.devices, owned by the kiosk
-engineer). Publishing works without it; when it is there, a publish is pushed
-to the targeted kiosks at once and delivery is read back per device."""
+"""The console's link to the device fan-out (yiwang.devices, see docs/kiosk-and-devices.md):
+a publish is pushed to the targeted kiosks at once, and delivery is read back per device."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
+from yiwang import audit, devices
+from yiwang.errors import YiwangError
 from yiwang.runtime import Services
 
 log = logging.getLogger(__name__)
 
 
-def _devices() -> Any:
-    try:
-        return importlib.import_module("yiwang.devices")
-    except ImportError:
-        return None
+def device_target(target: Mapping[str, Any]) -> dict[str, Any]:
+    keep = {"all": (), "city": ("city",), "hall": ("hall",), "group": ("hall", "group")}[str(target["scope"])]
+    return {"scope": target["scope"], **{k: target[k] for k in keep}}
 
 
-def _target_for_devices(target: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(target)
+async def push_content(services: Services, document: Mapping[str, Any], by: audit.Actor) -> str | None:
+    """Push a published piece to its targeted kiosks; returns the device message id.
 
-
-async def push_content(services: Services, document: Mapping[str, Any]) -> str | None:
-    """Push a published piece to its targeted kiosks; returns the message id (None when no fan-out exists)."""
-    devices = _devices()
-    push = getattr(devices, "push", None) if devices else None
-    if push is None:
-        return None
+    The publish itself is already stored: kiosks that miss the push read it on their next load."""
     published = document["published"]
-    payload = {"type": "content", "id": document["_id"], "kind": document["kind"], "version": published["version"]}
+    payload = {"topic": "notices", "id": document["_id"], "kind": document["kind"], "version": published["version"]}
     try:
-        result = await push(services, _target_for_devices(published["target"]), payload)
-    except Exception:
-        log.exception("content push failed")
+        return await devices.push(services, device_target(published["target"]), payload, by=by)
+    except YiwangError as error:
+        log.warning("content push refused", extra={"fields": {"code": error.code}})
         return None
-    return str(result) if result is not None else None
 
 
 async def delivery(services: Services, message_id: str | None) -> list[dict[str, Any]]:
-    """Per device: {device, label, hall, state: delivered|pending|offline, at}."""
-    devices = _devices()
-    status = getattr(devices, "delivery_status", None) if devices else None
-    if status is None or not message_id:
+    """Per targeted device: {device, label, state: delivered|pending|offline, at, result}."""
+    if not message_id:
         return []
     try:
-        return list(await status(services.store, message_id))
-    except Exception:
-        log.exception("delivery status failed")
+        status = await devices.delivery_status(services, message_id)
+    except YiwangError:
         return []
+    fleet = {d["id"]: d for d in await devices.list_devices(services)}
+    rows: list[dict[str, Any]] = []
+    for ack in status["acks"]:
+        device = fleet.get(ack["device"], {})
+        rows.append({"device": ack["device"], "label": device.get("label", ""), "state": "delivered",
+                     "at": ack["at"], "result": ack.get("result")})  # fmt: skip
+    for device_id in status["pending"]:
+        device = fleet.get(device_id, {})
+        state = "pending" if device.get("online") else "offline"
+        rows.append({"device": device_id, "label": device.get("label", ""), "state": state, "at": None,
+                     "result": None})  # fmt: skip
+    return rows
