@@ -1,0 +1,340 @@
+"""The agent: enrolment, channel, drivers, and the local server for the kiosk page."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import urllib.parse
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from device_agent import VERSION
+from device_agent.cache import OfflineCache
+from device_agent.channel import Channel
+from device_agent.config import AgentConfig
+from device_agent.drivers import Camera, IdReader, Printer, make_drivers
+from device_agent.drivers.printer import PrinterError
+from device_agent.state import AgentState, Credential
+
+log = logging.getLogger("device_agent")
+
+MAX_PRINT_BYTES = 10 * 1024 * 1024
+PROXIED_PREFIXES = ("/kiosk", "/static/")
+FORWARD_REQUEST_HEADERS = ("Accept", "Content-Type", "Cookie", "Accept-Language")
+FORWARD_RESPONSE_HEADERS = ("Content-Type", "Set-Cookie", "Location", "X-Request-Id", "Cache-Control",
+                            "X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options", "Content-Disposition")
+IGNORED_QUERY = ("idle_warn", "idle_reset")
+
+
+class EnrolmentError(Exception):
+    pass
+
+
+async def enrol(config: AgentConfig, state: AgentState, session: aiohttp.ClientSession) -> Credential:
+    """The credential on disk, or a new one traded for the enrolment code (or a dev code)."""
+    existing = state.credential()
+    if existing is not None:
+        return existing
+    code = config.enrolment_code
+    if not code and config.dev:
+        async with session.post(config.server + "/api/devices/v1/dev-enrolment-code", json={}) as response:
+            if response.status != 201:
+                raise EnrolmentError("服务器未提供开发用注册码（仅本机开发环境可用）")
+            code = (await response.json())["code"]
+    if not code:
+        raise EnrolmentError("尚未注册：请设置 AGENT_ENROLMENT_CODE（控制台生成的一次性注册码）")
+    async with session.post(config.server + "/api/devices/v1/enrol",
+                            json={"code": code, "software_version": VERSION}) as response:
+        body = await response.json()
+        if response.status != 201:
+            raise EnrolmentError(body.get("error", {}).get("message", "注册失败"))
+    return state.save_credential(body["device_id"], body["credential"], body["hall"], body["label"])
+
+
+def cache_key(path: str, query: str) -> str:
+    pairs = sorted((k, v) for k, v in urllib.parse.parse_qsl(query) if k not in IGNORED_QUERY)
+    return path + ("?" + urllib.parse.urlencode(pairs) if pairs else "")
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, *, drivers: tuple[Camera, Printer, IdReader] | None = None) -> None:
+        self.config = config
+        self.state = AgentState(config.state_dir)
+        self.cache = OfflineCache(config.state_dir / "cache")
+        self.camera, self.printer, self.reader = drivers or make_drivers(config)
+        self.pages: set[web.WebSocketResponse] = set()
+        self.received: list[dict[str, Any]] = []  # messages processed (ids and topics only), for status/tests
+        self.credential: Credential | None = None
+        self.channel: Channel | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.server_reachable = True
+        self._last_status: dict[str, str] = {}
+
+    # ---- life cycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.request_timeout))
+        self.credential = await enrol(self.config, self.state, self.http)
+        self.channel = Channel(self.config, self.state, self.credential, self.on_message, self._on_online)
+        self._tasks = [
+            asyncio.create_task(self.channel.run(self.http)),
+            asyncio.create_task(self._camera_loop()),
+            asyncio.create_task(self._reader_loop()),
+            asyncio.create_task(self._status_loop()),
+        ]
+
+    async def stop(self) -> None:
+        if self.channel is not None:
+            await self.channel.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for ws in list(self.pages):
+            await ws.close()
+        if self.http is not None:
+            await self.http.close()
+
+    async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        await self.start()
+        yield
+        await self.stop()
+
+    # ---- events to the page --------------------------------------------------
+
+    async def broadcast(self, event: dict[str, Any]) -> None:
+        text = json.dumps(event, ensure_ascii=False)
+        for ws in list(self.pages):
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await ws.send_str(text)
+
+    def _on_online(self, online: bool) -> None:
+        if online:
+            self.server_reachable = True
+            asyncio.get_running_loop().create_task(self.warm_cache())
+            asyncio.get_running_loop().create_task(self.report_status(force=True))
+        asyncio.get_running_loop().create_task(self.broadcast({"type": "status", "online": self.online}))
+
+    @property
+    def online(self) -> bool:
+        return bool(self.channel and self.channel.online and self.server_reachable)
+
+    # ---- messages from the server ----------------------------------------------
+
+    async def on_message(self, frame: dict[str, Any]) -> Any:
+        body = frame.get("body") or {}
+        self.received.append({"id": frame["id"], "seq": frame["seq"], "kind": frame.get("kind"),
+                              "topic": body.get("topic") or body.get("command")})
+        if frame.get("kind") == "command":
+            command = body.get("command")
+            if command == "reload":
+                await self.broadcast({"type": "reload"})
+                return "reloaded"
+            if command == "clear_cache":
+                return {"cleared": self.cache.clear()}
+            if command == "report_status":
+                await self.report_status(force=True)
+                return {"status": self.peripherals()}
+            return "unknown_command"
+        topic = body.get("topic")
+        if topic == "scenarios":
+            asyncio.get_running_loop().create_task(self.warm_cache())
+        elif topic == "notices":
+            await self.broadcast({"type": "notice", "text": body.get("text") or "公告已更新"})
+            await self.broadcast({"type": "reload"})
+        else:
+            await self.broadcast({"type": "push", "topic": topic})
+        return "ok"
+
+    # ---- peripherals ---------------------------------------------------------
+
+    def peripherals(self) -> dict[str, str]:
+        return {"printer": self.printer.status(), "camera": self.camera.status(), "id_reader": self.reader.status()}
+
+    async def report_status(self, *, force: bool = False) -> None:
+        current = self.peripherals()
+        if self.channel is not None and (force or current != self._last_status):
+            self._last_status = current
+            await self.channel.send_upstream({"kind": "status", "peripherals": current, "software_version": VERSION})
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.config.status_seconds, 5.0))
+            with contextlib.suppress(Exception):
+                await self.report_status()
+
+    async def _camera_loop(self) -> None:
+        while True:
+            try:
+                text = await self.camera.next_code()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("camera failed", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            await self.broadcast({"type": "qr", "text": text})
+
+    async def _reader_loop(self) -> None:
+        while True:
+            try:
+                card = await self.reader.next_card()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("id reader failed", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            await self._identify(card.id_number, card.name)
+            del card
+
+    async def _identify(self, id_number: str, name: str) -> None:
+        """Send the card to the server (never to the page); the page gets a session token."""
+        assert self.http is not None and self.credential is not None
+        try:
+            async with self.http.post(self.config.server + "/kiosk/api/id-card",
+                                      json={"id_number": id_number, "name": name},
+                                      headers={"Authorization": self.credential.header}) as response:
+                body = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            await self.broadcast({"type": "identify_failed", "message": "网络中断，暂时无法识别身份"})
+            return
+        if response.status in (200, 201):
+            await self.broadcast({"type": "identified", "session": body["session"],
+                                  "handling": body.get("handling", "")})
+        else:
+            message = body.get("error", {}).get("message", "识别失败，请重新放置身份证")
+            await self.broadcast({"type": "identify_failed", "message": message})
+
+    # ---- the offline cache ---------------------------------------------------------
+
+    async def warm_cache(self) -> int:
+        """Fetch every guidance page the server lists, for offline use."""
+        if self.http is None or self.credential is None:
+            return 0
+        headers = {"Authorization": self.credential.header}
+        count = 0
+        try:
+            async with self.http.get(self.config.server + "/kiosk/api/offline-manifest", headers=headers) as r:
+                if r.status != 200:
+                    return 0
+                urls = (await r.json())["urls"]
+            for url in urls:
+                async with self.http.get(self.config.server + url, headers={**headers, "Accept": "text/html"}) as r:
+                    if r.status == 200 and r.headers.get("X-Kiosk-Cache") == "public":
+                        parsed = urllib.parse.urlsplit(url)
+                        self.cache.put(cache_key(parsed.path, parsed.query), r.headers.get("Content-Type", ""),
+                                       await r.read())
+                        count += 1
+        except (aiohttp.ClientError, TimeoutError):
+            return count
+        return count
+
+    # ---- local HTTP server --------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_PRINT_BYTES)
+        app.cleanup_ctx.append(self.cleanup_ctx)
+        app.router.add_get("/", self._root)
+        app.router.add_get("/agent/status", self._status)
+        app.router.add_get("/agent/events", self._events)
+        app.router.add_post("/agent/print", self._print)
+        app.router.add_route("*", "/{tail:.*}", self._proxy)
+        return app
+
+    async def _root(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/kiosk/")
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response({"online": self.online, "version": VERSION,
+                                  "label": self.credential.label if self.credential else "",
+                                  "peripherals": self.peripherals()},
+                                 headers={"Cache-Control": "no-store"})
+
+    async def _events(self, request: web.Request) -> web.WebSocketResponse:
+        origin = request.headers.get("Origin")
+        if origin and urllib.parse.urlsplit(origin).netloc != request.host:
+            raise web.HTTPForbidden()
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
+        await ws.prepare(request)
+        self.pages.add(ws)
+        await ws.send_json({"type": "status", "online": self.online})
+        try:
+            async for _ in ws:
+                pass  # the page does not talk on this socket
+        finally:
+            self.pages.discard(ws)
+        return ws
+
+    async def _print(self, request: web.Request) -> web.Response:
+        origin = request.headers.get("Origin")
+        if origin and urllib.parse.urlsplit(origin).netloc != request.host:
+            return _error(403, "agent.origin", "拒绝来自其他页面的打印请求")
+        data = await request.read()
+        if not data.startswith(b"%PDF"):
+            return _error(400, "print.not_pdf", "打印内容不是 PDF")
+        label = urllib.parse.unquote(request.headers.get("X-Print-Label", ""))[:40]
+        try:
+            job = await self.printer.print_pdf(data, label)
+        except PrinterError as error:
+            await self.report_status(force=True)
+            return _error(503, error.code, error.message)
+        if self.channel is not None:
+            await self.channel.send_upstream({"kind": "printed", "label": label, "pages": data.count(b"/Type /Page")})
+        return web.json_response({"job": job})
+
+    async def _proxy(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith(PROXIED_PREFIXES):
+            return _error(404, "not_found", "找不到请求的页面")
+        assert self.http is not None and self.credential is not None
+        headers = {k: request.headers[k] for k in FORWARD_REQUEST_HEADERS if k in request.headers}
+        headers["Authorization"] = self.credential.header
+        body = await request.read() if request.can_read_body else None
+        key = cache_key(path, request.query_string)
+        try:
+            async with self.http.request(request.method, self.config.server + request.rel_url.path_qs,
+                                         headers=headers, data=body, allow_redirects=False) as upstream:
+                payload = await upstream.read()
+                response = web.Response(status=upstream.status, body=payload)
+                for name in FORWARD_RESPONSE_HEADERS:
+                    for value in upstream.headers.getall(name, []):
+                        response.headers.add(name, value)
+                if (request.method == "GET" and upstream.status == 200
+                        and upstream.headers.get("X-Kiosk-Cache") == "public"):
+                    self.cache.put(key, upstream.headers.get("Content-Type", ""), payload)
+                if not self.server_reachable:
+                    self.server_reachable = True
+                    await self.broadcast({"type": "status", "online": self.online})
+                return response
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            if self.server_reachable:
+                self.server_reachable = False
+                await self.broadcast({"type": "status", "online": False})
+        return self._offline(request, key)
+
+    def _offline(self, request: web.Request, key: str) -> web.Response:
+        if request.method == "GET":
+            cached = self.cache.get(key)
+            if cached is not None:
+                return web.Response(status=200, body=cached.body, headers={"Content-Type": cached.content_type,
+                                                                          "X-Kiosk-Offline": "1"})
+        if request.path.startswith("/kiosk/api/") or "json" in request.headers.get("Accept", ""):
+            return _error(503, "kiosk.offline", "网络中断，此功能暂不可用；办事指南仍可查看")
+        page = self.cache.get("/kiosk/offline")
+        if page is not None:
+            return web.Response(status=503, body=page.body, headers={"Content-Type": page.content_type,
+                                                                    "X-Kiosk-Offline": "1"})
+        return web.Response(status=503, text="网络中断，请稍后再试", content_type="text/plain", charset="utf-8")
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             dumps=lambda v: json.dumps(v, ensure_ascii=False))

@@ -1,0 +1,88 @@
+"""The agent's own settings: environment (``AGENT_*``) with command-line overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+SETTINGS = {
+    "AGENT_SERVER": ("http://127.0.0.1:8000", "server base URL"),
+    "AGENT_STATE_DIR": ("./var/agent", "credential (0600), message cursor, offline cache"),
+    "AGENT_LISTEN_HOST": ("127.0.0.1", "where the kiosk page is served (keep it on loopback)"),
+    "AGENT_LISTEN_PORT": ("8765", "port of the kiosk page"),
+    "AGENT_DRIVERS": ("dev", "dev (folders and files) | hardware (OpenCV camera, CUPS lp, reader)"),
+    "AGENT_CAMERA_DIR": ("", "dev camera: folder of images to decode (default STATE_DIR/camera)"),
+    "AGENT_PRINT_DIR": ("", "dev printer: folder receiving PDFs (default STATE_DIR/printed)"),
+    "AGENT_ID_CARD_FILE": ("", "dev reader: JSON file read as a card (default STATE_DIR/id-card.json)"),
+    "AGENT_PRINTER": ("", "hardware printer: CUPS destination for lp (empty = default)"),
+    "AGENT_CAMERA_INDEX": ("0", "hardware camera: OpenCV device index"),
+    "AGENT_HEARTBEAT_SECONDS": ("20", "application heartbeat interval"),
+    "AGENT_ENROLMENT_CODE": ("", "one-time code from the console (used once, when not enrolled yet)"),
+}
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    server: str = "http://127.0.0.1:8000"
+    state_dir: Path = Path("./var/agent")
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8765
+    drivers: str = "dev"
+    camera_dir: Path | None = None
+    print_dir: Path | None = None
+    id_card_file: Path | None = None
+    printer: str = ""
+    camera_index: int = 0
+    heartbeat_seconds: float = 20.0
+    enrolment_code: str = ""
+    dev: bool = False
+    backoff_min: float = 0.5
+    backoff_max: float = 30.0
+    request_timeout: float = 5.0
+    poll_seconds: float = 0.3  # dev drivers: how often folders/files are looked at
+    status_seconds: float = 30.0
+
+    @property
+    def camera_path(self) -> Path:
+        return self.camera_dir or self.state_dir / "camera"
+
+    @property
+    def print_path(self) -> Path:
+        return self.print_dir or self.state_dir / "printed"
+
+    @property
+    def id_card_path(self) -> Path:
+        return self.id_card_file or self.state_dir / "id-card.json"
+
+    def with_(self, **changes: Any) -> AgentConfig:
+        return replace(self, **changes)
+
+
+def load_agent_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> AgentConfig:
+    env = dict(os.environ if environ is None else environ)
+
+    def get(name: str) -> str:
+        return env.get(name) or SETTINGS[name][0]
+
+    drivers = get("AGENT_DRIVERS")
+    if drivers not in ("dev", "hardware"):
+        raise ValueError("AGENT_DRIVERS 只能是 dev 或 hardware")
+    values: dict[str, Any] = dict(
+        server=get("AGENT_SERVER").rstrip("/"),
+        state_dir=Path(get("AGENT_STATE_DIR")),
+        listen_host=get("AGENT_LISTEN_HOST"),
+        listen_port=int(get("AGENT_LISTEN_PORT")),
+        drivers=drivers,
+        camera_dir=Path(get("AGENT_CAMERA_DIR")) if get("AGENT_CAMERA_DIR") else None,
+        print_dir=Path(get("AGENT_PRINT_DIR")) if get("AGENT_PRINT_DIR") else None,
+        id_card_file=Path(get("AGENT_ID_CARD_FILE")) if get("AGENT_ID_CARD_FILE") else None,
+        printer=get("AGENT_PRINTER"),
+        camera_index=int(get("AGENT_CAMERA_INDEX")),
+        heartbeat_seconds=float(get("AGENT_HEARTBEAT_SECONDS")),
+        enrolment_code=get("AGENT_ENROLMENT_CODE"),
+    )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return AgentConfig(**values)

@@ -1,0 +1,58 @@
+"""Peripheral drivers, one small interface each, chosen by ``AGENT_DRIVERS``.
+
+* :class:`Camera` — ``next_code()`` waits for the next QR decoded from the camera.
+  Development: a folder of images (drop a PNG in it); hardware: OpenCV capture.
+  Decoding uses pyzbar (QR only, binary mode) off the event loop.
+* :class:`Printer` — ``print_pdf(data, label)`` returns a job id; ``status()``
+  is ready | paper_low | jammed | offline. Development: PDFs written to a folder
+  (write ``jammed`` or ``paper_low`` into ``<folder>/STATUS`` to simulate);
+  hardware: CUPS ``lp``/``lpstat``.
+* :class:`IdReader` — ``next_card()`` waits for the next card. What a real
+  second-generation ID reader (GA 467 SAM module, e.g. over the vendor SDK)
+  provides: name, gender, ethnicity, birth date, address, ID number, issuing
+  authority, validity period and the photo (WLT, decoded to BMP). Only the
+  number and name leave the agent, to the server, over TLS. Development: a
+  simulated reader that reads a JSON file ``{"id_number", "name"}`` when it
+  appears and deletes it (a card placed and taken away).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from device_agent.config import AgentConfig
+
+
+class Camera(Protocol):
+    async def next_code(self) -> str: ...
+
+    def status(self) -> str: ...
+
+
+class Printer(Protocol):
+    async def print_pdf(self, data: bytes, label: str) -> str: ...
+
+    def status(self) -> str: ...
+
+
+class IdCard(Protocol):
+    id_number: str
+    name: str
+
+
+class IdReader(Protocol):
+    async def next_card(self) -> IdCard: ...
+
+    def status(self) -> str: ...
+
+
+def make_drivers(config: AgentConfig) -> tuple[Camera, Printer, IdReader]:
+    from device_agent.drivers.camera import FolderCamera, OpenCVCamera
+    from device_agent.drivers.id_reader import SimulatedReader
+    from device_agent.drivers.printer import CupsPrinter, FolderPrinter
+
+    if config.drivers == "hardware":
+        return (OpenCVCamera(config.camera_index), CupsPrinter(config.printer),
+                SimulatedReader(config.id_card_path, config.poll_seconds))
+    return (FolderCamera(config.camera_path, config.poll_seconds), FolderPrinter(config.print_path),
+            SimulatedReader(config.id_card_path, config.poll_seconds))

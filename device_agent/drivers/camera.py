@@ -1,0 +1,75 @@
+"""Cameras: frames → QR text with pyzbar (through yiwang.qrdecode), off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from yiwang.qrdecode import decode_texts
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def _decode_file(path: Path) -> list[str]:
+    with Image.open(path) as image:
+        image.load()
+        return decode_texts(image)
+
+
+class FolderCamera:
+    """Development camera: every image dropped into the folder is one 'frame'."""
+
+    def __init__(self, folder: Path, poll_seconds: float = 0.3) -> None:
+        self.folder = folder
+        self.poll_seconds = poll_seconds
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def status(self) -> str:
+        return "ready" if self.folder.is_dir() else "offline"
+
+    async def next_code(self) -> str:
+        while True:
+            frames = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            for frame in frames:
+                try:
+                    texts = await asyncio.to_thread(_decode_file, frame)
+                except Exception:
+                    texts = []
+                with contextlib.suppress(FileNotFoundError):
+                    frame.unlink()
+                if texts:
+                    return texts[0]
+            await asyncio.sleep(self.poll_seconds)
+
+
+class OpenCVCamera:
+    """Hardware camera through OpenCV (``opencv-python-headless`` on the kiosk)."""
+
+    def __init__(self, index: int = 0) -> None:
+        self.index = index
+        self._capture: Any = None
+
+    def status(self) -> str:
+        return "ready" if self._capture is not None else "offline"
+
+    def _grab(self) -> list[str]:
+        import cv2  # installed on kiosks only
+
+        if self._capture is None:
+            self._capture = cv2.VideoCapture(self.index)
+        ok, frame = self._capture.read()
+        if not ok:
+            return []
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        return decode_texts(Image.fromarray(gray))
+
+    async def next_code(self) -> str:
+        while True:
+            texts = await asyncio.to_thread(self._grab)
+            if texts:
+                return texts[0]
+            await asyncio.sleep(0.1)
