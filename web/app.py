@@ -16,7 +16,7 @@ from yiwang.timeutil import format_local
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each surface exports `routes()`; order matters only for overlapping patterns.
-SURFACES = ("web.health", "certs_api", "console", "kiosk", "devices_api")
+SURFACES = ("web.health", "certs_api", "console", "kiosk", "devices_api", "mobile_api")
 
 
 def make_jinja() -> jinja2.Environment:

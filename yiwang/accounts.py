@@ -378,7 +378,9 @@ async def add_subscriptions(services: Services, principal: Principal, template_i
         raise InvalidInput(
             "subscription.invalid", "订阅消息模板无效", fields={"template_ids": "请提供已知的模板 ID 列表"}
         )
-    inc = {f"subscriptions.{t}": 1 for t in template_ids}
+    inc: dict[str, int] = {}
+    for template_id in template_ids:  # accepting a template twice allows two messages
+        inc[f"subscriptions.{template_id}"] = inc.get(f"subscriptions.{template_id}", 0) + 1
     updated = await services.store["wechat_accounts"].find_one_and_update(
         {"_id": principal.account_id}, {"$inc": inc}, return_document=True
     )

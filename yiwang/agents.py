@@ -295,3 +295,57 @@ async def record_activity(services: Services, authorisation_id: str, action: str
         {"_id": authorisation_id},
         {"$push": {"activity": {"at": utcnow(), "action": action, "subject": subject}}},
     )
+
+
+async def applicant_for(services: Services, agent_doc: Document, authorisation_id: Any, item: Any) -> Any:
+    """The resident as an applicant for an agent acting under ``authorisation_id``."""
+    from yiwang.applications import Applicant
+
+    auth = await require_authorisation(services, agent_doc["_id"], authorisation_id, item)
+    return Applicant(
+        index=auth["resident_index"],
+        number=auth["resident"]["number"],
+        masked_name=auth["resident"]["masked_name"],
+        account_id=auth.get("resident_account_id"),
+        actor=agent_actor(agent_doc),
+        agent=agent_doc["_id"],
+        authorisation=auth["_id"],
+    )
+
+
+async def queue(services: Services, agent_doc: Document) -> dict[str, Any]:
+    """The agent's queue: what they filed, its state, and what waits for the resident."""
+    from yiwang.applications import list_for_agent, view
+
+    apps = await list_for_agent(services, agent_doc["_id"])
+    rendered = []
+    for app in apps:
+        shown = view(services, app)
+        shown["waiting_for_resident"] = app["status"] == "returned"
+        rendered.append(shown)
+    return {
+        "agent": agent_view(agent_doc),
+        "applications": rendered,
+        "authorisations": await authorisations_for_agent(services, agent_doc["_id"]),
+    }
+
+
+async def agent_application(services: Services, agent_doc: Document, application_id: Any) -> dict[str, Any]:
+    """One application the agent filed (form and materials included; never the certificates' contents)."""
+    from yiwang.applications import view
+
+    doc = None
+    if isinstance(application_id, str):
+        doc = await services.store["applications"].find_one({"_id": application_id, "agent": agent_doc["_id"]})
+    if doc is None:
+        raise NotFound("application.not_found", "找不到该申请")
+    await require_authorisation(services, agent_doc["_id"], doc.get("authorisation"), None)
+    await audit.record(
+        services.store,
+        agent_actor(agent_doc),
+        "application.read",
+        doc["_id"],
+        channel="agent",
+        on_behalf_of=doc["applicant"]["index"],
+    )
+    return view(services, doc, detail=True)

@@ -1,0 +1,80 @@
+"""The mobile API's base handler: bearer authentication and small parsers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web.base import APIHandler
+from yiwang import accounts, agents
+from yiwang.applications import Applicant, Staff
+from yiwang.errors import Forbidden, InvalidInput
+from yiwang.notifications import ensure_sender
+
+PREFIX = "/api/mobile/v1"
+# Operations and the assurance level they need (Guangdong unified login grades).
+LEVEL_APPLY = 3
+LEVEL_CERTIFICATES = 3
+
+
+class MobileHandler(APIHandler):
+    """JSON in and out; ``self.principal`` is set when the route needs a login."""
+
+    auth_required = True
+    principal: accounts.Principal
+
+    async def prepare(self) -> None:
+        super().prepare()
+        ensure_sender(self.services)
+        if self.auth_required:
+            self.principal = await accounts.authenticate(self.services, self.request.headers.get("Authorization"))
+
+    # ---- who is asking ------------------------------------------------------
+
+    def resident_index(self, level: int) -> str:
+        return self.principal.require_level(level)
+
+    async def applicant(self, level: int = LEVEL_APPLY) -> Applicant:
+        applicant: Applicant = await accounts.applicant_of(self.services, self.principal, level)
+        return applicant
+
+    def staff(self) -> Staff:
+        if self.principal.kind != "staff" or not self.principal.department:
+            raise Forbidden("auth.staff_only", "仅限部门工作人员使用")
+        return Staff(self.principal.department, self.principal.actor)
+
+    async def agent_doc(self) -> dict[str, Any]:
+        if self.principal.kind != "resident" or not self.principal.agent:
+            raise Forbidden("auth.agent_only", "仅限已激活的代办员账号使用")
+        return await agents.agent(self.services, self.principal.agent)
+
+    # ---- input ----------------------------------------------------------------
+
+    def query_int(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidInput(
+                "request.query_invalid", f"参数 {name} 必须是整数", fields={name: "必须是整数"}
+            ) from None
+        if not low <= value <= high:
+            raise InvalidInput("request.query_invalid", f"参数 {name} 超出范围", fields={name: f"{low}–{high}"})
+        return value
+
+    def upload_bytes(self) -> bytes:
+        files = self.request.files.get("file") or []
+        if len(files) != 1:
+            raise InvalidInput(
+                "upload.file_required", "请以 multipart/form-data 上传一个名为 file 的文件", fields={"file": "必填"}
+            )
+        return files[0]["body"]
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.request.headers.get("Idempotency-Key")
+
+
+class PublicHandler(MobileHandler):
+    auth_required = False
