@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import secrets
@@ -149,15 +150,17 @@ async def redeem_display_code(services: Services, code: Any, redeemer: Redeemer)
     cert = await certificates.get_certificate(services.store, claimed["certificate_id"])
     _require_valid(cert)
     copy = certificates.new_copy(cert, redeemer, claimed["purpose"], "display_code")
-    await services.store["certificate_copies"].insert_one(copy)
-    await audit.record(
-        services.store,
-        redeemer.actor,
-        "certificate.redeem",
-        cert["_id"],
-        channel=redeemer.channel,
-        purpose=claimed["purpose"],
-        detail={"copy": copy["_id"], "via": "display_code"},
+    await asyncio.gather(
+        services.store["certificate_copies"].insert_one(copy),
+        audit.record(
+            services.store,
+            redeemer.actor,
+            "certificate.redeem",
+            cert["_id"],
+            channel=redeemer.channel,
+            purpose=claimed["purpose"],
+            detail={"copy": copy["_id"], "via": "display_code"},
+        ),
     )
     return delivered(services, cert, copy)
 

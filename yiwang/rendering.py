@@ -63,8 +63,14 @@ def _hex_colour(value: Any, default: str = "#1F5FA8") -> tuple[int, int, int]:
     return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
 
 
+@functools.lru_cache(maxsize=512)
 def qr_image(text: str, size: int) -> Image.Image:
-    """The QR (level M, quiet zone 2) as a 1-bit image of about ``size`` pixels."""
+    """The QR (level M, quiet zone 2) as a 1-bit image of about ``size`` pixels.
+
+    Cached: a certificate version's verification QR never changes, and segno's
+    mask selection (pure Python, ~40 ms) is most of a card's render time.
+    Callers must not modify the returned image.
+    """
     qr = segno.make(text, error="m", micro=False, boost_error=False)
     matrix = qr.matrix
     border = 2
