@@ -78,7 +78,7 @@ def _scan(gray: Image.Image) -> list[Decoded]:
         try:
             zw.zbar_image_set_format(image, FOURCC_Y800)
             zw.zbar_image_set_size(image, width, height)
-            zw.zbar_image_set_data(image, ctypes.cast(pixels, ctypes.c_void_p), len(pixels), None)
+            zw.zbar_image_set_data(image, ctypes.cast(ctypes.c_char_p(pixels), ctypes.c_void_p), len(pixels), None)
             if zw.zbar_scan_image(scanner, image) <= 0:
                 return []
             found: list[Decoded] = []
