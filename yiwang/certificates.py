@@ -571,7 +571,7 @@ def effective_status(doc: Mapping[str, Any], today: dt.date | None = None) -> st
     return status
 
 
-async def _issuer_certificate(store: Store, department_code: str, raw_identifier: str) -> Document:
+async def issued_by(store: Store, department_code: str, raw_identifier: str) -> Document:
     doc = await get_by_identifier(store, raw_identifier)
     if doc["issuer"]["code"] != department_code:
         raise NotFound("certificate.not_found", "找不到该证照")  # others' certificates do not exist for you
@@ -590,7 +590,7 @@ async def change_status(
         )
     if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= 200:
         raise InvalidInput("certificate.reason_required", "请说明原因（最多 200 字）", fields={"reason": "必填"})
-    doc = await _issuer_certificate(services.store, department_code, raw_identifier)
+    doc = await issued_by(services.store, department_code, raw_identifier)
     now = utcnow()
     updated = await services.store["certificates"].find_one_and_update(
         {"_id": doc["_id"], "status": "valid"},
@@ -617,7 +617,7 @@ async def change_status(
 
 async def reissue(services: Services, department_code: str, raw_identifier: str, body: Mapping[str, Any]) -> Document:
     """Issue a new version of a valid certificate; the old one becomes 'superseded'."""
-    old = await _issuer_certificate(services.store, department_code, raw_identifier)
+    old = await issued_by(services.store, department_code, raw_identifier)
     if old["status"] != "valid":
         raise Conflict("certificate.not_valid", "只有有效的证照可以换发新版本")
     holder = identity.reveal_number(services.cipher, old["holder"])

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pymongo.errors import DuplicateKeyError
 
 from yiwang.crypto import SM2Signer, constant_time_equal, sm3, token_digest
-from yiwang.errors import NotAuthenticated, NotFound
+from yiwang.errors import Conflict, NotAuthenticated, NotFound
 from yiwang.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -198,3 +198,25 @@ async def public_key(services: Services, kid: str) -> dict[str, Any] | None:
 async def published_keys(store: Store) -> list[dict[str, Any]]:
     cursor = store["signing_keys"].find({}, sort=[("department", 1), ("created_at", 1)])
     return [_public_view(doc) async for doc in cursor]
+
+
+# ---- replay protection for the issuer API -----------------------------------------
+
+MAX_CLOCK_SKEW_SECONDS = 300
+
+
+async def check_fresh(store: Store, credential: Credential, timestamp: Any, nonce: Any, *, now: float) -> None:
+    """Refuse stale or replayed requests: the timestamp within ±5 minutes, the
+    nonce (16–64 characters) never seen before for this credential."""
+    try:
+        moment = int(str(timestamp))
+    except ValueError:
+        raise NotAuthenticated("issuer.timestamp_invalid", "请求时间戳无效") from None
+    if abs(now - moment) > MAX_CLOCK_SKEW_SECONDS:
+        raise NotAuthenticated("issuer.stale_request", "请求时间与服务器相差超过 5 分钟")
+    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 64 or not nonce.isascii() or not nonce.isalnum():
+        raise NotAuthenticated("issuer.nonce_invalid", "请求随机数应为 16–64 位字母或数字")
+    try:
+        await store["issuer_nonces"].insert_one({"_id": f"{credential.id}:{nonce}", "at": utcnow()})
+    except DuplicateKeyError:
+        raise Conflict("issuer.replayed", "重复的请求（随机数已使用）") from None
