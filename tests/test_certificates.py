@@ -138,3 +138,15 @@ async def test_demo_certificates_load_once(services) -> None:
     assert await certificates.load_demo_certificates(services) == 0
     mine = await certificates.list_for_holder(services.store, holder_index(services))
     assert len(mine) >= 5
+
+
+async def test_copy_made_in_the_holders_presence_is_recorded(services) -> None:
+    from tests.fixtures.certs import KIOSK
+
+    doc = await issue(services)
+    copy = await certificates.make_copy_for_holder(services, holder_index(services), doc["_id"], KIOSK, "打印备用")
+    assert copy["watermark"].startswith("仅供办理打印备用使用")
+    [entry] = await certificates.access_history(services.store, holder_index(services), doc["_id"])
+    assert entry["copy"]["id"] == copy["_id"] and entry["who"]["kind"] == "kiosk"
+    with pytest.raises(NotFound):
+        await certificates.make_copy_for_holder(services, holder_index(services, OTHER), doc["_id"], KIOSK, "打印备用")

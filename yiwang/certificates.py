@@ -935,3 +935,32 @@ async def load_demo_certificates(services: Services) -> int:
         result = await issue(services, entry["issuer"], body, idempotency_key=key, actor=audit.SYSTEM)
         created += 0 if result.replayed else 1
     return created
+
+
+async def make_copy_for_holder(
+    services: Services, holder_index: str, certificate_id: str, redeemer: Redeemer, purpose: Any
+) -> Document:
+    """An annotated copy made in the holder's presence (e.g. printed at a kiosk after
+    identification): recorded like any other copy, returned for rendering."""
+    purpose_text = clean_purpose(purpose)
+    doc = await holder_certificate(services.store, holder_index, certificate_id)
+    status = effective_status(doc)
+    if status != "valid":
+        from yiwang.errors import Gone
+
+        raise Gone(
+            "certificate.revoked", f"该证照当前状态为「{STATUS_LABELS.get(status, status)}」", detail={"status": status}
+        )
+    copy = new_copy(doc, redeemer, purpose_text, "holder_present")
+    await services.store["certificate_copies"].insert_one(copy)
+    await audit.record(
+        services.store,
+        redeemer.actor,
+        "certificate.copy",
+        doc["_id"],
+        channel=redeemer.channel,
+        purpose=purpose_text,
+        on_behalf_of=holder_index[:16],
+        detail={"copy": copy["_id"], "via": "holder_present"},
+    )
+    return copy
