@@ -31,3 +31,17 @@ async def test_a_removed_entry_breaks_the_chain(store: Store) -> None:
     await store["audit"].delete_one({"seq": 3})
     intact, first_bad = await audit.verify_chain(store)
     assert not intact and first_bad == 4
+
+
+async def test_two_processes_appending_keep_one_chain(store: Store, mongo_uri: str) -> None:
+    # A second client stands for another server process writing to the same database.
+    other = Store.connect(mongo_uri, store.db.name)
+    try:
+        await audit.record(store, KIOSK, "a", "s:1", channel="kiosk")
+        await audit.record(other, KIOSK, "b", "s:2", channel="kiosk")
+        await audit.record(store, KIOSK, "c", "s:3", channel="kiosk")  # its cached head is stale now
+        await audit.record(other, KIOSK, "d", "s:4", channel="kiosk")
+    finally:
+        await other.close()
+    assert await audit.verify_chain(store) == (True, None)
+    assert [e["action"] async for e in store["audit"].find({}, sort=[("seq", 1)])] == ["a", "b", "c", "d"]

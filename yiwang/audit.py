@@ -35,6 +35,10 @@ class Actor:
 SYSTEM = Actor("system", "system", "系统")
 
 _chain_lock = asyncio.Lock()
+# The chain's head per database as this process last wrote or read it, so an
+# entry costs one insert. Another process appending first shows up as a
+# duplicate seq; the head is then re-read from the database.
+_heads: dict[str, tuple[int, str]] = {}
 
 
 def _entry_digest(entry: Mapping[str, Any]) -> str:
@@ -59,13 +63,17 @@ async def record(
     if channel not in CHANNELS:
         raise ValueError(f"unknown audit channel {channel!r}")
     entries = store["audit"]
+    head_key = f"{id(store.client)}:{store.db.name}"
     async with _chain_lock:  # one writer per process; the unique seq index orders processes
         while True:
-            last = await entries.find_one({}, sort=[("seq", -1)], projection={"seq": 1, "hash": 1})
+            head = _heads.get(head_key)
+            if head is None:
+                last = await entries.find_one({}, sort=[("seq", -1)], projection={"seq": 1, "hash": 1})
+                head = (last["seq"], last["hash"]) if last else (0, GENESIS)
             now = utcnow()
             entry: Document = {
                 "_id": uuid.uuid4().hex,
-                "seq": (last["seq"] + 1) if last else 1,
+                "seq": head[0] + 1,
                 "at": now.replace(microsecond=now.microsecond // 1000 * 1000),  # MongoDB keeps ms
                 "actor": asdict(actor),
                 "action": action,
@@ -74,13 +82,15 @@ async def record(
                 "purpose": purpose,
                 "on_behalf_of": on_behalf_of,
                 "detail": dict(detail or {}),
-                "prev": last["hash"] if last else GENESIS,
+                "prev": head[1],
             }
             entry["hash"] = _entry_digest(entry)
             try:
                 await entries.insert_one(entry)
             except DuplicateKeyError:
-                continue  # another process appended first: chain onto its entry
+                _heads.pop(head_key, None)  # another process appended first: chain onto its entry
+                continue
+            _heads[head_key] = (entry["seq"], entry["hash"])
             return entry
 
 
