@@ -8,7 +8,7 @@ from tornado.web import url
 
 
 def routes() -> list[Any]:
-    from console import auth, catalog, fleet, home, notices
+    from console import auth, catalog, figures, fleet, home, notices
 
     content_id = r"([0-9a-f]{32})"
     return [
@@ -28,6 +28,8 @@ def routes() -> list[Any]:
         url(r"/console/catalog/([0-9]{12})", catalog.CatalogItem),
         url(r"/console/halls", catalog.HallList),
         url(r"/console/halls/([a-z0-9-]{1,64})", catalog.HallEdit),
+        url(r"/console/figures", figures.FiguresPage),
+        url(r"/console/figures/([a-z]{1,20})\.csv", figures.FiguresCSV),
         url(r"/console/fleet", fleet.FleetPage),
         url(r"/console/api/fleet", fleet.FleetAPI),
         url(r"/console/fleet/commands", fleet.CommandHandler),

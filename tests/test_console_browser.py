@@ -9,6 +9,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
+from console.generate import generate
 from tests.console_support import PASSWORD, prepare
 from tests.support.browser import PORTRAIT, PageFactory, screenshot
 from yiwang.runtime import Services
@@ -71,3 +72,9 @@ async def test_hall_manager_publishes_a_notice_that_the_kiosk_shows(
     assert response is not None and response.status == 403
     await expect(other.locator("main")).to_contain_text("无权")
     await screenshot(other, "console-other-hall-forbidden")
+
+    # Figures at a glance: server-rendered SVG charts.
+    await generate(services.store, days=3, per_day=20)
+    await manager.goto(server + "/console/figures?period=7d")
+    await expect(manager.locator("svg.chart").first).to_be_visible()
+    await screenshot(manager, "console-figures")

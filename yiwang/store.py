@@ -48,7 +48,10 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     ],
     "certificate_history": [IndexModel([("certificate_id", ASCENDING), ("version", ASCENDING)], name="cert_version")],
     "certificate_access": [IndexModel([("certificate_id", ASCENDING), ("at", DESCENDING)], name="cert_at")],
-    "certificate_copies": [IndexModel([("certificate_id", ASCENDING), ("made_at", DESCENDING)], name="cert_made")],
+    "certificate_copies": [
+        IndexModel([("certificate_id", ASCENDING), ("made_at", DESCENDING)], name="cert_made"),
+        IndexModel([("made_at", ASCENDING)], name="made_at"),  # console figures
+    ],
     "display_codes": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl")],
     "consent_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl")],
     "issuer_nonces": [IndexModel([("at", ASCENDING)], expireAfterSeconds=900, name="at_ttl")],
@@ -78,9 +81,12 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86400, name="created_ttl")],
     "uploads": [IndexModel([("owner", ASCENDING)], name="owner")],
     "notifications": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")],
-    "evaluations": [],
+    "evaluations": [IndexModel([("created_at", ASCENDING)], name="created_at")],  # console figures
     "rectifications": [],
-    "complaints": [IndexModel([("owner", ASCENDING)], name="owner")],
+    "complaints": [
+        IndexModel([("owner", ASCENDING)], name="owner"),
+        IndexModel([("created_at", ASCENDING)], name="created_at"),  # console figures
+    ],
     "agents": [],
     "authorisations": [IndexModel([("agent", ASCENDING), ("resident_index", ASCENDING)], name="agent_resident")],
     # kiosks and devices
@@ -93,7 +99,10 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     ],
     "device_deliveries": [IndexModel([("message_id", ASCENDING)], name="message")],
     "kiosk_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
-    "kiosk_events": [IndexModel([("hall", ASCENDING), ("at", DESCENDING)], name="hall_at")],
+    "kiosk_events": [
+        IndexModel([("hall", ASCENDING), ("at", DESCENDING)], name="hall_at"),
+        IndexModel([("at", ASCENDING)], name="at"),  # console figures (whole city / province)
+    ],
     # console
     "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
     "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
