@@ -118,7 +118,8 @@ class Agent:
     def _on_online(self, online: bool) -> None:
         if online:
             self.server_reachable = True
-            asyncio.get_running_loop().create_task(self.warm_cache())
+            if self.config.warm_cache_on_connect:
+                asyncio.get_running_loop().create_task(self.warm_cache())
             asyncio.get_running_loop().create_task(self.report_status(force=True))
         asyncio.get_running_loop().create_task(self.broadcast({"type": "status", "online": self.online}))
 

@@ -44,6 +44,7 @@ class AgentConfig:
     request_timeout: float = 5.0
     poll_seconds: float = 0.3  # dev drivers: how often folders/files are looked at
     status_seconds: float = 30.0
+    warm_cache_on_connect: bool = True
 
     @property
     def camera_path(self) -> Path:

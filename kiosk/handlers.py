@@ -20,6 +20,7 @@ import segno
 from web.base import APIHandler, HTMLHandler
 from yiwang import audit, catalog, checklist_print, devices, kiosk_sessions
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, YiwangError
+from yiwang.identity import mask_name, mask_number
 from yiwang.kiosk_sessions import KioskSession
 from yiwang.timeutil import format_local, utcnow
 
@@ -29,6 +30,22 @@ ELDERLY_COOKIE = "kiosk_elderly"
 DEFAULT_IDLE = (60, 90)
 PRINT_PURPOSES = ("办理业务", "资格审核", "本人留存")
 MAX_COMBINATIONS = 64
+
+
+def screen_view(view: dict[str, Any]) -> dict[str, Any]:
+    """A certificate as the kiosk screen shows it: names and numbers masked
+    (anyone may be standing behind the resident); the printed copy is complete."""
+    from yiwang.certificates import HOLDER_NAME_FIELDS
+
+    fields = {}
+    for key, value in view.get("fields", {}).items():
+        shown = value
+        if isinstance(value, str) and key in HOLDER_NAME_FIELDS:
+            shown = mask_name(value)
+        elif isinstance(value, str) and len(value) == 18 and value[:17].isdigit():
+            shown = mask_number(value)
+        fields[key] = shown
+    return {**view, "fields": fields}
 
 
 def qr_svg(text: str, scale: int = 6) -> str:
@@ -235,7 +252,7 @@ class CertificatePage(KioskPage):
         assert session.resident_index is not None
         view = await certificates.open_for_holder(self.services, session.resident_index, certificate_id,
                                                   channel="kiosk")
-        self.render_page("kiosk/certificate.html", cert=view, purposes=PRINT_PURPOSES, redeemed=None)
+        self.render_page("kiosk/certificate.html", cert=screen_view(view), purposes=PRINT_PURPOSES, redeemed=None)
 
 
 class CertificatePrintPdf(KioskPage):
@@ -278,7 +295,8 @@ class RedeemPage(KioskPage):
             self.set_status(400 if isinstance(error, InvalidInput) else 409)
             self.render_page("kiosk/redeem.html", error=error.as_dict())
             return
-        self.render_page("kiosk/certificate.html", cert=result["certificate"], purposes=(), redeemed=result)
+        self.render_page("kiosk/certificate.html", cert=screen_view(result["certificate"]), purposes=(),
+                         redeemed=result)
 
 
 class AgentPage(KioskPage):

@@ -64,3 +64,13 @@ async def test_offline_manifest_lists_guidance_pages(demo: Services, client) -> 
     assert status == 200
     assert "/kiosk/scenarios/birth" in body["urls"]
     assert any(u.startswith("/kiosk/scenarios/birth/checklist?") for u in body["urls"])
+
+
+async def test_every_item_and_scenario_page_renders(demo: Services, client) -> None:
+    snap = await demo.catalog.snapshot()
+    for code in snap.items:
+        status, _, _ = await client.get(f"/kiosk/items/{code}?hall=gz-city-center")
+        assert status == 200, code
+    for code in snap.scenarios:
+        status, _, _ = await client.get(f"/kiosk/scenarios/{code}")
+        assert status == 200, code

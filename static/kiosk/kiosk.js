@@ -41,16 +41,18 @@
 
   /* ---- ending the session: server, cookies, screen, memory ---- */
   function endSession(reason) {
-    try {
-      fetch("/kiosk/api/session/end", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}", keepalive: true, credentials: "same-origin" });
-    } catch (e) { /* offline: the server session expires by itself */ }
-    document.cookie = "kiosk_elderly=; path=/; max-age=0";
+    if (!state) return;
     if (state.socket) { try { state.socket.close(); } catch (e) { /* closed */ } }
     state = null;
+    document.cookie = "kiosk_elderly=; path=/; max-age=0";
     document.title = "政务服务自助终端";
     body.innerHTML = "";
     body.setAttribute("data-ended", reason || "end");
-    window.location.replace("/kiosk/");
+    var gone = false;
+    function home() { if (!gone) { gone = true; window.location.replace("/kiosk/"); } }
+    setTimeout(home, 2000);  /* offline: the server session expires by itself */
+    fetch("/kiosk/api/session/end", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}", credentials: "same-origin" })
+      .then(home, home);
   }
   window.kioskEndSession = endSession;
   all("[data-end-session]").forEach(function (b) { b.addEventListener("click", function () { endSession("button"); }); });

@@ -50,7 +50,7 @@ async def start_agent(services: Services, server: str, state_dir: Path, *, hall:
     code = await devices.create_enrolment_code(services, hall, label)
     config = AgentConfig(server=server, state_dir=state_dir, listen_port=free_port(), enrolment_code=code["code"],
                          heartbeat_seconds=5.0, poll_seconds=0.05, backoff_min=0.1, backoff_max=0.5,
-                         status_seconds=1.0)
+                         status_seconds=1.0, warm_cache_on_connect=False)
     agent = Agent(config)
     runner = web.AppRunner(agent.app())
     await runner.setup()
