@@ -6,7 +6,6 @@ from mobile_api import views
 from mobile_api.base import LEVEL_APPLY, LEVEL_CERTIFICATES, MobileHandler, PublicHandler
 from yiwang import accounts, agents, applications, complaints, consent, display_codes, evaluations, uploads
 from yiwang import certificates as certs
-from yiwang.catalog import hot_items
 
 # ---- session and identity ---------------------------------------------------------
 
@@ -88,9 +87,9 @@ class ItemsHandler(PublicHandler):
         limit = self.query_int("limit", 20, 1, 100)
         if query:
             found = await self.services.catalog.search(query, channel="mobile", limit=limit)
+            self.write_json({"items": [views.item_summary(i) for i in found]})
         else:
-            found = await hot_items(self.services.store, self.services.catalog, channel="mobile", limit=limit)
-        self.write_json({"items": [views.item_summary(i) for i in found]})
+            self.write_json({"items": await views.hot_list(self.services, limit)})
 
 
 class ItemHandler(PublicHandler):

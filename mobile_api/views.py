@@ -4,17 +4,34 @@ the catalogue, the certificate library and the pages."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from yiwang import agents, certificates, evaluations, reminders
 from yiwang.accounts import Principal, account, account_view
 from yiwang.applications import Applicant
-from yiwang.catalog import CatalogSnapshot, plan_scenario
+from yiwang.catalog import CatalogSnapshot, hot_items, plan_scenario
 from yiwang.catalog import item_summary as catalog_item_summary
 from yiwang.runtime import Services
 
 CHANNEL_LABELS = {"kiosk": "自助终端", "mobile": "小程序", "window": "窗口"}
+
+
+HOT_CACHE_SECONDS = 30.0
+
+
+async def hot_list(services: Services, limit: int) -> list[dict[str, Any]]:
+    """Hot items for the phone, cached in-process for HOT_CACHE_SECONDS (the ranking
+    aggregates 30 days of applications: too costly to repeat on every request)."""
+    cache: dict[int, tuple[float, list[dict[str, Any]]]] = services.extras.setdefault("mobile_hot_items", {})
+    now = time.monotonic()
+    hit = cache.get(limit)
+    if hit is not None and now - hit[0] < HOT_CACHE_SECONDS:
+        return hit[1]
+    found = [item_summary(i) for i in await hot_items(services.store, services.catalog, channel="mobile", limit=limit)]
+    cache[limit] = (now, found)
+    return found
 
 
 def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:
