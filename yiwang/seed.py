@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from yiwang.agents import load_demo_agents
 from yiwang.catalog import load_catalog_files
+from yiwang.certificates import load_demo_certificates
+from yiwang.console_accounts import load_demo_console_users
 from yiwang.people import load_demo_people
 
 if TYPE_CHECKING:
@@ -19,4 +22,7 @@ async def load_demo_data(services: Services) -> None:
     await load_catalog_files(services.store)
     await load_demo_people(services.store, services.cipher)
     services.catalog.invalidate()
+    await load_demo_certificates(services)
+    await load_demo_agents(services)
+    await load_demo_console_users(services)
     log.info("demo data loaded")
