@@ -24,6 +24,7 @@ async def prepare(services: Services) -> None:
         ("gz_admin", "city", {"region": "440100"}),
         ("gd_admin", "province", {"region": "440000"}),
     ):
+        await services.store["console_users"].delete_one({"username": username})  # demo seed may have made it
         await console_accounts.create_user(
             services.store, services.offload, username=username, password=PASSWORD, role=role, scope=scope
         )

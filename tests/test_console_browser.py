@@ -12,6 +12,7 @@ from playwright.async_api import expect
 from console.generate import generate
 from tests.console_support import PASSWORD, prepare
 from tests.support.browser import PORTRAIT, PageFactory, screenshot
+from tests.support.device_agent import RunningAgent, kiosk_agent  # noqa: F401  (the fixture)
 from yiwang.runtime import Services
 
 
@@ -78,3 +79,26 @@ async def test_hall_manager_publishes_a_notice_that_the_kiosk_shows(
     await manager.goto(server + "/console/figures?period=7d")
     await expect(manager.locator("svg.chart").first).to_be_visible()
     await screenshot(manager, "console-figures")
+
+
+@pytest.mark.browser
+async def test_publish_reaches_a_kiosk_through_its_device_agent_within_two_seconds(
+    server: str, services: Services, page_factory: PageFactory, kiosk_agent: RunningAgent  # noqa: F811
+) -> None:
+    await prepare(services)
+    kiosk = await page_factory(PORTRAIT)
+    await kiosk.goto(kiosk_agent.url + "/kiosk/")
+    await expect(kiosk.locator("body")).not_to_contain_text("电梯检修")
+    manager = await page_factory()
+    await log_in(manager, server, "th_hall")
+    await manager.goto(server + "/console/notices/new")
+    await manager.fill("input[name=title]", "东侧电梯检修，请走西侧楼梯")
+    await manager.click("#save")
+    await manager.click("#publish")
+    await expect(manager.locator("#status")).to_have_text("已发布")
+    # No reload by the test: the push reaches the agent, which tells the page to refresh.
+    await expect(kiosk.locator("body")).to_contain_text("东侧电梯检修", timeout=2000)
+    await screenshot(kiosk, "console-notice-pushed-to-kiosk")
+    await manager.reload()
+    await expect(manager.locator("#delivery")).to_contain_text("已送达")
+    await screenshot(manager, "console-notice-delivery")
