@@ -65,8 +65,7 @@ class SubscriptionsHandler(MobileHandler):
 
 class AgentActivationHandler(MobileHandler):
     async def post(self) -> None:
-        if self.principal.kind != "resident":
-            self.staff()  # raises for anyone but staff… who may not activate either
+        self.resident_index(1)  # a real-name resident account: staff tokens cannot become agents
         body = self.json_body()
         view = await agents.activate(
             self.services,
@@ -220,7 +219,7 @@ class ApplicationsHandler(MobileHandler):
 class ApplicationHandler(MobileHandler):
     async def get(self, application_id: str) -> None:
         index = self.resident_index(LEVEL_APPLY)
-        doc = await applications.for_applicant(self.services, index, application_id)
+        doc = await applications.open_for_applicant(self.services, index, self.principal.actor, application_id)
         self.write_json(applications.view(self.services, doc, detail=True))
 
     async def put(self, application_id: str) -> None:

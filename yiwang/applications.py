@@ -365,6 +365,15 @@ async def for_applicant(services: Services, applicant_index: str, application_id
     return doc
 
 
+async def open_for_applicant(
+    services: Services, applicant_index: str, actor: audit.Actor, application_id: Any
+) -> Document:
+    """The applicant's own application with its form (personal data): the read is audited."""
+    doc = await for_applicant(services, applicant_index, application_id)
+    await audit.record(services.store, actor, "application.read", doc["_id"], channel="mobile")
+    return doc
+
+
 async def update_draft(
     services: Services, applicant: Applicant, application_id: str, form: Any, materials: Any
 ) -> Document:

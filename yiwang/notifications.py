@@ -82,9 +82,15 @@ async def enqueue(  # noqa: PLR0917
 async def enqueue_status_change(services: Services, application: Mapping[str, Any]) -> bool:
     from yiwang.applications import STATUS_LABELS
 
+    account_id = application["applicant"].get("account_id")
+    if account_id is None:  # filed at a kiosk or by an agent authorised at a kiosk
+        bound = await services.store["wechat_accounts"].find_one(
+            {"person_index": application["applicant"]["index"]}, {"_id": 1}
+        )
+        account_id = bound["_id"] if bound else None
     return await enqueue(
         services,
-        application["applicant"].get("account_id"),
+        account_id,
         "application_status",
         {
             "thing1": application["item_name"],
