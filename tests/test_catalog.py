@@ -71,3 +71,10 @@ async def test_residents_are_stored_without_clear_personal_data(demo: Services) 
         assert person["id_number"] not in stored
         assert person["name"] not in stored
         assert person["phone"] not in stored
+
+
+async def test_console_edits_survive_reloading_the_seed_files(demo: Services) -> None:
+    await demo.store["halls"].update_one({"_id": "gz-th-center"}, {"$set": {"address": "新地址", "edited": True}})
+    await load_demo_data(demo)
+    hall = await demo.store["halls"].find_one({"_id": "gz-th-center"})
+    assert hall is not None and hall["address"] == "新地址"

@@ -38,17 +38,20 @@ async def bump_version(store: Store) -> None:
     await store["meta"].update_one({"_id": CATALOG_VERSION_ID}, {"$inc": {"version": 1}}, upsert=True)
 
 
-async def load_catalog_files(store: Store) -> None:
-    """Upsert the catalogue from data/ (idempotent). Items edited in the console
-    (version > 1) are left as they are."""
-    for collection, filename in (("departments", "departments.json"), ("halls", "halls.json")):
-        for entry in _read(filename):
+async def _upsert_unless_edited(store: Store, collection: str, entries: list[dict[str, Any]]) -> None:
+    """Seed entries by code; an entry edited in the console wins over the seed file."""
+    for entry in entries:
+        existing = await store[collection].find_one({"_id": entry["code"]}, {"edited": 1})
+        if existing is None or not existing.get("edited"):
             await store[collection].replace_one({"_id": entry["code"]}, {"_id": entry["code"], **entry}, upsert=True)
-    for scenario in _read("scenarios.json"):
-        existing = await store["scenarios"].find_one({"_id": scenario["code"]}, {"edited": 1})
-        if existing is None or not existing.get("edited"):  # console edits win over the seed file
-            document = {"_id": scenario["code"], **scenario}
-            await store["scenarios"].replace_one({"_id": scenario["code"]}, document, upsert=True)
+
+
+async def load_catalog_files(store: Store) -> None:
+    """Upsert the catalogue from data/ (idempotent). What the console edited
+    (halls and scenarios marked ``edited``, items at version > 1) is kept."""
+    await _upsert_unless_edited(store, "departments", _read("departments.json"))
+    await _upsert_unless_edited(store, "halls", _read("halls.json"))
+    await _upsert_unless_edited(store, "scenarios", _read("scenarios.json"))
     now = utcnow()
     for item in _read("items.json"):
         existing = await store["items"].find_one({"_id": item["code"]}, {"version": 1})
