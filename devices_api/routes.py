@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import tornado.websocket
@@ -87,8 +88,8 @@ class ChannelHandler(tornado.websocket.WebSocketHandler):
         if self.conn is None:
             self.close(4001, "hello expected")
 
-    async def _send(self, text: str) -> None:
-        await self.write_message(text)
+    def _send(self, text: str) -> Awaitable[None]:
+        return self.write_message(text)  # starts writing now; the future completes when flushed
 
     async def on_message(self, message: str | bytes) -> None:
         if len(message) > MAX_FRAME:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from yiwang import audit
 from yiwang.crypto import constant_time_equal, random_token, token_digest
@@ -57,6 +57,8 @@ PERIPHERAL_STATES = {
     "id_reader": ("ready", "offline", "absent"),
 }
 SEQ_COUNTER_ID = "device_message_seq"
+LAST_SEEN_WRITE_SECONDS = 120.0
+FLUSH_CHUNK = 100
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 
 
@@ -204,8 +206,6 @@ async def enrol(services: Services, raw_code: Any, *, software_version: Any = ""
         "peripherals": {},
         "enrolled_at": now,
         "last_seen": None,
-        "acked_seq": 0,
-        "upstream_seq": 0,
     }
     await services.store["devices"].insert_one(doc)
     await services.store["enrolment_codes"].update_one({"_id": entry["_id"]}, {"$set": {"device": device_id}})
@@ -397,11 +397,13 @@ async def delivery_status(services: Services, message_id: str) -> dict[str, Any]
     elif scope == "device":
         query = {"_id": target["device"]}
     targeted = [d["_id"] async for d in services.store["devices"].find(query, {"_id": 1})]
-    acks = [
-        {"device": a["device_id"], "at": a["at"], "result": a.get("result")}
-        async for a in services.store["device_deliveries"].find({"message_id": message_id})
-    ]
-    acked = {a["device"] for a in acks}
+    acks: list[dict[str, Any]] = []
+    acked: set[str] = set()
+    async for batch in services.store["device_deliveries"].find({"message_id": message_id}, sort=[("at", 1)]):
+        for row in batch["acks"]:
+            if row["device"] not in acked:  # a replayed message may be acknowledged twice
+                acked.add(row["device"])
+                acks.append({"device": row["device"], "at": row["at"], "result": row.get("result")})
     return {
         "message_id": message_id,
         "kind": message["kind"],
@@ -420,6 +422,8 @@ def message_frame(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 # ---- the hub: connected devices of this process ---------------------------
 
+# Starts sending at once and returns an awaitable that completes when flushed
+# (Tornado's write_message); must not be a coroutine function.
 Send = Callable[[str], Awaitable[None]]
 
 
@@ -430,15 +434,14 @@ class Connection:
     close: Callable[[], None]
     sent: set[int] = field(default_factory=set)
     ready: bool = False
-    upstream_seq: int = 0
+    upstream_seq: int = 0  # highest upstream seq applied on this connection
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    sent_at: dict[int, float] = field(default_factory=dict)
 
 
 class DeviceHub:
     """Holds this process's device connections; polls the outbox; batches writes."""
 
-    def __init__(self, services: Services, *, poll_interval: float = 0.2, flush_interval: float = 1.0) -> None:
+    def __init__(self, services: Services, *, poll_interval: float = 0.1, flush_interval: float = 1.0) -> None:
         self.services = services
         self.poll_interval = poll_interval
         self.flush_interval = flush_interval
@@ -450,6 +453,7 @@ class DeviceHub:
         self._acks: list[Document] = []
         self._device_updates: dict[str, dict[str, Any]] = {}
         self._flush_lock = asyncio.Lock()
+        self._last_seen_written: dict[str, float] = {}
         self.ack_listeners: list[Callable[[str, str], None]] = []  # tests and the benchmark watch acks
         self.on_upstream: list[Callable[[Device, Mapping[str, Any]], Awaitable[None]]] = []
 
@@ -482,10 +486,10 @@ class DeviceHub:
         if old is not None:
             with contextlib.suppress(Exception):
                 old.close()
-        doc = await self.services.store["devices"].find_one({"_id": device.id}, {"upstream_seq": 1})
-        conn = Connection(device, send, close, upstream_seq=int((doc or {}).get("upstream_seq", 0)))
+        conn = Connection(device, send, close)
         self.connections[device.id] = conn
         self._update_device(device.id, {"online": True, "last_seen": utcnow()})
+        self._last_seen_written[device.id] = time.monotonic()
         async with conn.lock:
             conn.ready = True  # from here the poller queues behind this lock
             cursor = self.services.store["device_messages"].find(
@@ -508,19 +512,28 @@ class DeviceHub:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    async def _send_message(self, conn: Connection, message: Mapping[str, Any]) -> None:
+    async def _send_message(self, conn: Connection, message: Mapping[str, Any], text: str | None = None) -> None:
+        pending = self._start_send(conn, message, text)
+        if pending is not None:
+            try:
+                await pending
+            except Exception:  # closed under us: the device gets it on reconnect
+                conn.sent.discard(int(message["seq"]))
+
+    def _start_send(self, conn: Connection, message: Mapping[str, Any], text: str | None = None) -> Any:
+        """Start writing at once (no await), so a fan-out to thousands is one pass."""
         seq = int(message["seq"])
         if seq in conn.sent:
-            return
+            return None
         conn.sent.add(seq)
         if len(conn.sent) > 5000:
             floor = sorted(conn.sent)[-2000]
             conn.sent = {s for s in conn.sent if s >= floor}
-        conn.sent_at[seq] = time.monotonic()
         try:
-            await conn.send(json.dumps(message_frame(message), ensure_ascii=False, default=str))
-        except Exception:  # closed under us: the device gets it on reconnect
+            return conn.send(text or json.dumps(message_frame(message), ensure_ascii=False, default=str))
+        except Exception:
             conn.sent.discard(seq)
+            return None
 
     # ---- from the device -----------------------------------------------------
 
@@ -536,16 +549,16 @@ class DeviceHub:
         if kind == "ack":
             self._record_ack(conn, frame)
         elif kind == "heartbeat":
-            self._update_device(conn.device.id, {"last_seen": utcnow()})
+            self._touch(conn.device.id)
             await conn.send(json.dumps({"type": "heartbeat_ack", "at": utcnow().isoformat()}))
         elif kind == "upstream":
             seq = frame.get("seq")
             if not isinstance(seq, int) or seq < 1:
                 raise InvalidInput("device.frame_invalid", "上行消息缺少序号")
-            if seq > conn.upstream_seq:
+            if seq > conn.upstream_seq:  # per connection: upstream bodies are idempotent snapshots
                 await self._apply_upstream(conn, frame.get("body") or {})
                 conn.upstream_seq = seq
-                self._update_device(conn.device.id, {"upstream_seq": seq, "last_seen": utcnow()})
+                self._touch(conn.device.id)
             await conn.send(json.dumps({"type": "upstream_ack", "seq": seq}))
         else:
             raise InvalidInput("device.frame_invalid", "未知的消息类型")
@@ -556,14 +569,12 @@ class DeviceHub:
             raise InvalidInput("device.frame_invalid", "确认消息格式不正确")
         result = frame.get("result")
         self._acks.append({
-            "_id": f"{message_id}:{conn.device.id}",
+            "device": conn.device.id,
             "message_id": message_id,
-            "device_id": conn.device.id,
-            "seq": seq,
             "at": utcnow(),
             "result": result if isinstance(result, (str, dict)) else None,
         })
-        self._update_device(conn.device.id, {"last_seen": utcnow()}, max_acked=seq)
+        self._touch(conn.device.id)
         for callback in self.ack_listeners:
             callback(conn.device.id, message_id)
 
@@ -582,11 +593,15 @@ class DeviceHub:
         for listener in self.on_upstream:
             await listener(conn.device, body)
 
-    def _update_device(self, device_id: str, fields: Mapping[str, Any], *, max_acked: int | None = None) -> None:
-        pending = self._device_updates.setdefault(device_id, {})
-        pending.update(fields)
-        if max_acked is not None:
-            pending["$max_acked"] = max(int(pending.get("$max_acked", 0)), max_acked)
+    def _touch(self, device_id: str) -> None:
+        """last_seen, written at most once per LAST_SEEN_WRITE_SECONDS per device (heartbeats come in floods)."""
+        now = time.monotonic()
+        if now - self._last_seen_written.get(device_id, 0.0) >= LAST_SEEN_WRITE_SECONDS:
+            self._last_seen_written[device_id] = now
+            self._update_device(device_id, {"last_seen": utcnow()})
+
+    def _update_device(self, device_id: str, fields: Mapping[str, Any]) -> None:
+        self._device_updates.setdefault(device_id, {}).update(fields)
 
     # ---- batched writes ------------------------------------------------------
 
@@ -595,25 +610,26 @@ class DeviceHub:
             acks, self._acks = self._acks, []
             updates, self._device_updates = self._device_updates, {}
             if acks:
+                # one document per message per flush (thousands of acks → a handful of writes)
+                by_message: dict[str, list[dict[str, Any]]] = {}
+                for ack in acks:
+                    by_message.setdefault(ack.pop("message_id"), []).append(ack)
+                batch = [{"_id": uuid.uuid4().hex, "message_id": mid, "acks": rows, "at": utcnow()}
+                         for mid, rows in by_message.items()]
                 try:
-                    await self.services.store["device_deliveries"].insert_many(acks, ordered=False)
-                except BulkWriteError:
-                    pass  # duplicates: a re-delivered message acknowledged twice
+                    await self.services.store["device_deliveries"].insert_many(batch, ordered=False)
                 except PyMongoError:
                     log.warning("device ack flush failed", exc_info=True)
             ops = []
             for device_id, fields in updates.items():
                 change: dict[str, Any] = {}
-                plain = {k: v for k, v in fields.items() if k != "$max_acked"}
-                if plain:
-                    change["$set"] = plain
-                if "$max_acked" in fields:
-                    change["$max"] = {"acked_seq": fields["$max_acked"]}
+                if fields:
+                    change["$set"] = dict(fields)
                 if change:
                     ops.append(UpdateOne({"_id": device_id}, change))
-            if ops:
+            for start in range(0, len(ops), FLUSH_CHUNK):  # small chunks: the outbox poll gets a turn
                 try:
-                    await self.services.store["devices"].bulk_write(ops, ordered=False)
+                    await self.services.store["devices"].bulk_write(ops[start : start + FLUSH_CHUNK], ordered=False)
                 except PyMongoError:
                     log.warning("device status flush failed", exc_info=True)
 
@@ -665,12 +681,22 @@ class DeviceHub:
         targets = [c for c in self.connections.values() if c.ready and key in c.device.audience]
         if not targets:
             return
+        text = json.dumps(message_frame(message), ensure_ascii=False, default=str)  # once, not per device
 
-        async def deliver(conn: Connection) -> None:
+        async def after_replay(conn: Connection) -> None:
             async with conn.lock:
-                await self._send_message(conn, message)
+                await self._send_message(conn, message, text)
 
-        await asyncio.gather(*(deliver(c) for c in targets))
+        pending: list[Any] = []
+        for conn in targets:
+            if conn.lock.locked():  # replaying to this device right now: queue behind it
+                pending.append(after_replay(conn))
+            else:
+                started = self._start_send(conn, message, text)
+                if started is not None:
+                    pending.append(started)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 def hub_of(services: Services) -> DeviceHub:
