@@ -8,7 +8,7 @@ from tornado.web import url
 
 
 def routes() -> list[Any]:
-    from console import auth, catalog, figures, fleet, home, notices
+    from console import auth, catalog, figures, fleet, home, images, notices, scenarios
 
     content_id = r"([0-9a-f]{32})"
     return [
@@ -26,6 +26,14 @@ def routes() -> list[Any]:
         url(rf"/console/api/notices/{content_id}", notices.NoticeAPIHandler),
         url(r"/console/catalog", catalog.CatalogList),
         url(r"/console/catalog/([0-9]{12})", catalog.CatalogItem),
+        url(r"/console/scenarios", scenarios.ScenarioList),
+        url(r"/console/scenarios/([a-z_]{1,40})", scenarios.ScenarioEdit),
+        url(r"/console/scenarios/([a-z_]{1,40})/(publish|rollback|discard)", scenarios.ScenarioAction),
+        url(r"/console/scenarios/([a-z_]{1,40})/preview", scenarios.ScenarioPreview),
+        url(r"/console/scenarios/([a-z_]{1,40})/render", scenarios.ScenarioRender),
+        url(rf"/console/notices/{content_id}/image", images.NoticeImageHandler),
+        # Public, under /kiosk/ so device agents proxy and cache it (ids are random, images immutable).
+        url(r"/kiosk/media/([0-9a-f]{32})\.jpg", images.ContentImageHandler),
         url(r"/console/halls", catalog.HallList),
         url(r"/console/halls/([a-z0-9-]{1,64})", catalog.HallEdit),
         url(r"/console/figures", figures.FiguresPage),

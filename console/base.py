@@ -153,6 +153,7 @@ class ConsoleHandler(HTMLHandler):
             ("/console/notices", "公告与横幅"),
             ("/console/halls", "大厅信息"),
             ("/console/catalog", "事项目录"),
+            ("/console/scenarios", "场景导航"),
             ("/console/fleet", "设备"),
             ("/console/figures", "数据统计"),
             ("/console/account", "账号安全"),

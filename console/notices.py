@@ -26,6 +26,7 @@ def _summary(doc: Document | None) -> dict[str, Any] | None:
         "target": draft.get("target"),
         "published_version": published.get("version"),
         "published_title": published.get("title"),
+        "image": (draft.get("image") or {}).get("id"),
     }
 
 

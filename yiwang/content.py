@@ -20,6 +20,7 @@ render with ``|safe``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,7 +39,8 @@ MAX_TITLE = 60
 MAX_BODY = 20_000
 ALLOWED_TAGS = {"p", "br", "strong", "b", "em", "i", "u", "ul", "ol", "li", "h3", "h4", "span", "a", "blockquote"}
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"a": {"href", "title"}}
-FIELDS = ("title", "body_html", "level", "target", "starts_at", "ends_at")
+FIELDS = ("title", "body_html", "level", "target", "starts_at", "ends_at", "image")
+_IMAGE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def sanitise_html(raw: str) -> str:
@@ -121,6 +123,12 @@ def validate_fields(raw: Mapping[str, Any], halls: Mapping[str, Mapping[str, Any
     except InvalidInput as error:
         problems.update(error.fields or {"target": error.message})
         target = {}
+    image = raw.get("image")
+    if image is not None:  # set by yiwang.content_images after re-encoding; kept as it is
+        if not isinstance(image, Mapping) or not _IMAGE_ID.match(str(image.get("id", ""))):
+            problems["image"] = "图片不正确"
+        else:
+            image = {"id": str(image["id"]), "width": int(image.get("width", 0)), "height": int(image.get("height", 0))}
     if problems:
         raise InvalidInput("content.invalid", "内容填写有误", fields=problems)
     return {
@@ -130,6 +138,7 @@ def validate_fields(raw: Mapping[str, Any], halls: Mapping[str, Mapping[str, Any
         "target": target,
         "starts_at": starts_at,
         "ends_at": ends_at,
+        "image": image,
     }
 
 
@@ -178,9 +187,12 @@ async def get(store: Store, content_id: str) -> Document:
 async def save_draft(
     store: Store, content_id: str, fields: Mapping[str, Any], *, by: str, expected_updated_at: dt.datetime | None = None
 ) -> tuple[Document, Document]:
-    """Replace the draft; returns (before, after). Published version stays live."""
-    clean = validate_fields(fields, await _halls(store))
+    """Replace the draft; returns (before, after). Published version stays live.
+    Without an ``image`` key in ``fields`` the draft keeps its image."""
     before = await get(store, content_id)
+    if "image" not in fields:
+        fields = {**fields, "image": (before.get("draft") or {}).get("image")}
+    clean = validate_fields(fields, await _halls(store))
     condition: Document = {"_id": content_id}
     if expected_updated_at is not None:
         condition["updated_at"] = expected_updated_at
@@ -323,7 +335,14 @@ def public_view(document: Mapping[str, Any], fields: Mapping[str, Any] | None = 
         "starts_at": shown.get("starts_at"),
         "ends_at": shown.get("ends_at"),
         "published_at": shown.get("published_at"),
+        "image": _image_view(shown.get("image")),
     }
+
+
+def _image_view(image: Any) -> dict[str, Any] | None:
+    if not isinstance(image, Mapping) or not image.get("id"):
+        return None
+    return {"url": f"/kiosk/media/{image['id']}.jpg", "width": image.get("width"), "height": image.get("height")}
 
 
 async def published_notices(

@@ -36,6 +36,8 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "items": [IndexModel([("department", ASCENDING)], name="department")],
     "item_versions": [IndexModel([("code", ASCENDING), ("version", DESCENDING)], name="code_version")],
     "scenarios": [],
+    "scenario_drafts": [],
+    "scenario_versions": [IndexModel([("code", ASCENDING), ("version", DESCENDING)], name="code_version")],
     "halls": [IndexModel([("city", ASCENDING)], name="city")],
     # people
     "residents": [IndexModel([("number.index", ASCENDING)], unique=True, name="number_index_unique")],
@@ -115,6 +117,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
         IndexModel([("updated_at", DESCENDING)], name="updated_at"),
     ],
     "content_versions": [IndexModel([("content_id", ASCENDING), ("version", DESCENDING)], name="content_version")],
+    "content_images": [],  # notice/banner images, re-encoded (yiwang.content_images)
 }
 
 Migration = Callable[["Store"], Awaitable[None]]

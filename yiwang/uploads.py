@@ -41,26 +41,34 @@ UPLOAD_PURPOSE = "upload"
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-def _reencode(data: bytes) -> tuple[bytes, bytes, int, int]:
-    """Blocking: decode, orient, strip metadata, re-encode; (jpeg, thumb, w, h)."""
+def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Blocking: decode safely (pixel limit, decompression bombs, broken files → InvalidInput)
+    and apply the EXIF orientation. The caller re-encodes without metadata."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data)) as probe:
                 width, height = probe.size
-                if width * height > MAX_PIXELS:
+                if width * height > max_pixels:
                     raise InvalidInput("upload.too_many_pixels", "图片像素过多，请压缩后再上传")
                 probe.verify()
             with Image.open(io.BytesIO(data)) as opened:
                 opened.load()
                 image = ImageOps.exif_transpose(opened) or opened
-                image = image.convert("RGB")
+                if image is opened:
+                    image = opened.copy()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise InvalidInput("upload.too_many_pixels", "图片像素过多，请压缩后再上传") from None
         except InvalidInput:
             raise
         except Exception:
             raise InvalidInput("upload.corrupt", "图片已损坏或格式不受支持") from None
+    return image
+
+
+def _reencode(data: bytes) -> tuple[bytes, bytes, int, int]:
+    """Blocking: decode, orient, strip metadata, re-encode; (jpeg, thumb, w, h)."""
+    image = open_image(data).convert("RGB")
     if min(image.size) < MIN_SIDE:
         raise InvalidInput("upload.too_small", "图片太小，无法看清")
     image.thumbnail((MAX_SIDE, MAX_SIDE))
