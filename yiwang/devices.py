@@ -98,6 +98,15 @@ def redeemer_for(device: Device) -> Any:
     return Redeemer(kind="kiosk", id=device.id, label=device.label)
 
 
+async def redeemer_authenticator(services: Services, header: str) -> Any:
+    """For ``services.extras["redeemer_authenticators"]`` (certs_api): a kiosk's
+    ``Authorization: Device <id>:<credential>`` as a Redeemer; None for other schemes."""
+    if not header.startswith("Device "):
+        return None
+    device_id, credential = parse_credential_header(header)
+    return redeemer_for(await authenticate(services, device_id, credential))
+
+
 def public_view(doc: Mapping[str, Any], *, online: bool | None = None) -> dict[str, Any]:
     return {
         "id": doc["_id"],
