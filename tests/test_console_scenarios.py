@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from playwright.async_api import expect
 
-from tests.console_support import Browserless, prepare
+from tests.console_support import PASSWORD, Browserless, prepare
+from tests.support.browser import PORTRAIT, PageFactory, screenshot
 from yiwang import catalog, scenario_admin
 from yiwang.catalog import load_catalog_files
 from yiwang.errors import Conflict, InvalidInput, NotFound
@@ -249,3 +251,64 @@ async def test_city_and_hall_accounts_read_but_cannot_edit_and_csrf_is_required(
             await c.close()
     assert await services.store["scenario_drafts"].find_one({"_id": "birth"}) is not None  # still the province's
     assert (await scenario_admin.get_scenario(services.store, "birth")).get("version") is None
+
+
+@pytest.mark.browser
+async def test_province_edits_a_question_and_a_rule_in_chromium_and_the_kiosk_shows_it(
+    server: str, services: Services, page_factory: PageFactory
+) -> None:
+    await prepare(services)
+    page = await page_factory()
+    await page.goto(server + "/console/login?next=%2Fconsole%2Fscenarios")
+    await page.fill("input[name=username]", "gd_admin")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.goto(server + "/console/scenarios")
+    await page.click("text=我要生孩子")
+    await expect(page.locator("h1")).to_contain_text("我要生孩子")
+
+    await page.fill('input[name="q_text.q0"]', "父母一方是否有广州户口？")
+    await page.click("#add-question")
+    new_question = page.locator("#questions li.question").last
+    await new_question.locator(".q-text").fill("是否为多胞胎？")
+    await page.click("#add-rule")
+    rule = page.locator("#rules li.rule").last
+    await expect(rule.locator("label.cond")).to_have_count(4)  # the new question is a condition already
+    await rule.locator("label.cond").last.locator("select").select_option("yes")
+    await rule.locator(".item-code").fill("999999999999")
+    await page.click("#save")
+    await expect(page.locator("#errors")).to_contain_text("事项目录中没有：999999999999")
+    await expect(page.locator("#rules li.rule").last.locator(".field-error")).to_be_visible()
+    await screenshot(page, "console-scenario-invalid-rule")
+    assert await services.store["scenario_drafts"].count_documents({}) == 0
+
+    # The refused form comes back as typed: fix the item and save the draft.
+    await page.locator("#rules li.rule").last.locator(".item-code").fill(ALLOWANCE)
+    await expect(page.locator("#rules li.rule").last.locator(".item-name")).to_have_text("生育津贴申领")
+    await page.click("#save")
+    await expect(page.locator("#draft-state")).to_have_text("有未发布的草稿")
+    await page.locator("#rules li.rule").last.scroll_into_view_if_needed()
+    await screenshot(page, "console-scenario-draft")
+
+    await page.click("#preview")
+    for qid, value in (("gz_hukou", "no"), ("mother_insured", "no"), ("need_ss_card", "no"), ("q4", "yes")):
+        await page.select_option(f"#answers select[name={qid}]", value)
+    await page.click("#update-preview")
+    frame = page.frame_locator("#kiosk-frame")
+    await expect(frame.locator(".checklist")).to_contain_text("生育津贴申领")
+    await expect(page.locator("#combos")).to_contain_text("是否为多胞胎？")
+    await screenshot(page, "console-scenario-preview")
+
+    await page.click("text=返回编辑")
+    await page.click("#publish")
+    await expect(page.locator("#done")).to_contain_text("已发布")
+    await expect(page.locator("#published-version")).to_have_text("2")
+
+    kiosk = await page_factory(PORTRAIT)
+    await kiosk.goto(server + "/kiosk/scenarios/birth?hall=gz-th-center")
+    await expect(kiosk.locator("#wizard")).to_contain_text("父母一方是否有广州户口？")
+    await expect(kiosk.locator("#wizard")).to_contain_text("是否为多胞胎？")
+    await screenshot(kiosk, "kiosk-scenario-edited")
+    await kiosk.goto(server + "/kiosk/scenarios/birth/checklist?gz_hukou=no&mother_insured=no&need_ss_card=no&q4=yes")
+    await expect(kiosk.locator(".checklist")).to_contain_text("生育津贴申领")
+    await screenshot(kiosk, "kiosk-scenario-edited-checklist")
