@@ -187,6 +187,12 @@ async def test_province_edits_previews_publishes_and_the_kiosk_shows_it(console:
         # Same items, same order as the console's preview frame.
         names = re.findall(r"<h2>\d+\. ([^<]+)</h2>", checklist)
         assert names == re.findall(r"<h2>\d+\. ([^<]+)</h2>", frame)
+        # The mini-program's plan uses the same cache: the new rule applies there at once.
+        answers = {"gz_hukou": "no", "mother_insured": "yes", "need_ss_card": "no"}
+        async with c.session.post(c.base + "/api/mobile/v1/scenarios/birth/plan", json={"answers": answers}) as r:
+            mobile = await r.json()
+        assert [i["name"] for i in mobile["items"]] == names
+        assert "社会保障卡申领" in names  # from the rule added in the console
         entries = [e async for e in services.store["audit"].find({"subject": "scenario:birth"}, sort=[("seq", 1)])]
         assert [e["action"] for e in entries] == ["scenario.save_draft", "scenario.publish"]
         assert entries[0]["detail"]["before"]["questions"][0]["text"] == "父母一方是否为广州市户籍？"
