@@ -80,7 +80,13 @@ class Agent:
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.config.request_timeout))
-        self.credential = await enrol(self.config, self.state, self.http)
+        while True:  # the server may still be starting (make run starts both)
+            try:
+                self.credential = await enrol(self.config, self.state, self.http)
+                break
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                log.info("server not reachable yet; retrying enrolment")
+                await asyncio.sleep(1.0)
         self.channel = Channel(self.config, self.state, self.credential, self.on_message, self._on_online)
         self._tasks = [
             asyncio.create_task(self.channel.run(self.http)),
