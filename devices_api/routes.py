@@ -46,7 +46,10 @@ class EnrolHandler(APIHandler):
 
 class DevEnrolmentCodeHandler(APIHandler):
     async def post(self) -> None:
-        if self.request.remote_ip not in ("127.0.0.1", "::1") or self.services.config.production:
+        # The socket's own peer, not remote_ip: X-Forwarded-For could claim loopback.
+        peer = getattr(getattr(self.request.connection, "context", None), "address", None)
+        loopback = bool(peer) and peer[0] in ("127.0.0.1", "::1")
+        if not loopback or self.services.config.production or not self.services.config.demo_data:
             raise NotAuthenticated("device.dev_only", "仅限本机开发环境使用")
         self.write_json({"code": await devices.dev_enrolment_code(self.services)}, status=201)
 

@@ -69,6 +69,10 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
             catalog=Catalog(store),
             embedded=embedded,
         )
+        # Kiosks redeem display codes and hold consent sessions with their device credential.
+        from yiwang import devices
+
+        services.extras["redeemer_authenticators"] = [devices.redeemer_authenticator]
         if config.demo_data:
             from yiwang.seed import load_demo_data
 
