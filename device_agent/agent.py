@@ -234,7 +234,8 @@ class Agent:
                     return 0
                 urls = (await r.json())["urls"]
             for url in urls:
-                async with self.http.get(self.config.server + url, headers={**headers, "Accept": "text/html"}) as r:
+                async with self.http.get(self.config.server + url,
+                                         headers={**headers, "Accept": "text/html", "X-Kiosk-Prefetch": "1"}) as r:
                     if r.status == 200 and r.headers.get("X-Kiosk-Cache") == "public":
                         parsed = urllib.parse.urlsplit(url)
                         self.cache.put(cache_key(parsed.path, parsed.query), r.headers.get("Content-Type", ""),

@@ -18,7 +18,7 @@ from typing import Any
 import segno
 
 from web.base import APIHandler, HTMLHandler
-from yiwang import audit, catalog, checklist_print, devices, kiosk_sessions
+from yiwang import catalog, checklist_print, devices, kiosk_desk, kiosk_events, kiosk_sessions
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, YiwangError
 from yiwang.identity import mask_name, mask_number
 from yiwang.kiosk_sessions import KioskSession
@@ -196,6 +196,9 @@ class ChecklistPage(ChecklistMixin):
         scenario, plan, where = await self.plan(code)
         query = urllib.parse.urlencode(plan.answers)
         phone_url = f"{self.services.config.public_url}/kiosk/scenarios/{code}/checklist?{query}"
+        if self.device is not None and not self.request.headers.get("X-Kiosk-Prefetch"):  # not the agent's crawl
+            kiosk_events.record(self.services, self.device.hall, "scenario_checklist",
+                                mode=self.session.mode if self.session else None)
         self.render_page("kiosk/checklist.html", scenario=scenario, plan=plan, where=where, query=query,
                          phone_qr=qr_svg(phone_url, 5))
 
@@ -208,6 +211,8 @@ class ChecklistPdf(ChecklistMixin):
         lines = checklist_print.checklist_lines(plan, self.hall.get("name", ""), where)
         footer = f"一网 · {self.hall.get('name', '')} · 打印时间 {format_local(utcnow())}"
         pdf = await self.services.offload.run(checklist_print.render_checklist_pdf, lines, footer)
+        if self.device is not None and not self.request.headers.get("X-Kiosk-Prefetch"):
+            kiosk_events.record(self.services, self.device.hall, "checklist_print")
         self.set_header("Content-Type", "application/pdf")
         self.set_header("X-Kiosk-Cache", "public")
         self.finish(pdf)
@@ -234,46 +239,24 @@ class IdentifyPage(KioskPage):
 class CertificatesPage(KioskPage):
     async def get(self) -> None:
         session = self.require_session()
-        from yiwang import certificates
-
-        assert session.resident_index is not None and self.device is not None
-        certs = await certificates.list_for_holder(self.services.store, session.resident_index)
-        await audit.record(self.services.store, self.device.actor, "kiosk.certificates_listed",
-                           f"resident:{session.resident_id}", channel="kiosk", purpose="本人查看",
-                           on_behalf_of=f"resident:{session.resident_id}" if session.mode == "agent" else None)
+        certs = await kiosk_desk.visible_certificates(self.services, session, self.require_device())
         self.render_page("kiosk/certificates.html", certs=certs)
 
 
 class CertificatePage(KioskPage):
     async def get(self, certificate_id: str) -> None:
         session = self.require_session()
-        from yiwang import certificates
-
-        assert session.resident_index is not None
-        view = await certificates.open_for_holder(self.services, session.resident_index, certificate_id,
-                                                  channel="kiosk")
+        view = await kiosk_desk.open_certificate(self.services, session, self.require_device(), certificate_id)
         self.render_page("kiosk/certificate.html", cert=screen_view(view), purposes=PRINT_PURPOSES, redeemed=None)
 
 
 class CertificatePrintPdf(KioskPage):
+    """The annotated copy (加注件) printed through the agent: recorded in the holder's access history."""
+
     async def get(self, certificate_id: str) -> None:
         session = self.require_session()
-        device = self.require_device()
-        from yiwang import certificates, rendering, verification
-
-        purpose = certificates.clean_purpose(self.get_query_argument("purpose", ""))
-        assert session.resident_index is not None
-        doc = await certificates.holder_certificate(self.services.store, session.resident_index, certificate_id)
-        view = certificates.full_view(self.services.cipher, doc)
-        ctype = certificates.load_types().get(doc["type"])
-        now = utcnow()
-        watermark = certificates.watermark_text(purpose, now)
-        annotation = {"打印时间": format_local(now), "打印终端": device.label, "用途": purpose}
-        pdf = await self.services.offload.run(rendering.print_pdf, view, dict(ctype.layout) if ctype else {},
-                                              verification.payload_for(doc), watermark, annotation)
-        await audit.record(self.services.store, device.actor, "certificate.print", doc["_id"], channel="kiosk",
-                           purpose=purpose, detail={"hall": device.hall},
-                           on_behalf_of=f"resident:{session.resident_id}" if session.mode == "agent" else None)
+        pdf = await kiosk_desk.print_certificate(self.services, session, self.require_device(), certificate_id,
+                                                 self.get_query_argument("purpose", ""))
         self.set_header("Content-Type", "application/pdf")
         self.finish(pdf)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
-from yiwang import audit
+from yiwang import audit, kiosk_events
 from yiwang.crypto import random_token, token_digest
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from yiwang.identity import mask_name, parse_id_number
@@ -47,6 +47,11 @@ class KioskSession:
     masked_number: str
     agent_code: str | None = None
     agent_label: str = ""
+    # 扫码取证: only these certificate ids may be shown (None: identified by ID card, all of the holder's)
+    released: tuple[str, ...] | None = None
+    consent_session: str | None = None
+    authorisation: str | None = None  # agent mode: the authorisation the resident gave at this kiosk
+    scope: dict[str, Any] | None = None  # agent mode: items and days chosen before the card is read
 
     @property
     def identified(self) -> bool:
@@ -81,6 +86,10 @@ def _session(doc: dict[str, Any]) -> KioskSession:
         masked_number=doc.get("masked_number", ""),
         agent_code=doc.get("agent_code"),
         agent_label=doc.get("agent_label", ""),
+        released=tuple(doc["released"]) if doc.get("released") is not None else None,
+        consent_session=doc.get("consent_session"),
+        authorisation=doc.get("authorisation"),
+        scope=doc.get("scope"),
     )
 
 
@@ -121,6 +130,7 @@ async def start_by_id_card(
     await services.store["kiosk_sessions"].insert_one(doc)
     await audit.record(services.store, device.actor, "kiosk.identified", f"resident:{person.id}", channel="kiosk",
                        purpose="自助终端身份识别", detail={"method": method, "hall": device.hall})
+    kiosk_events.record(services, device.hall, "session_start", mode="resident")
     return token, _session(doc)
 
 
@@ -190,12 +200,3 @@ async def end(services: Services, token: str | None) -> None:
 
 async def end_for_device(services: Services, device_id: str) -> None:
     await services.store["kiosk_sessions"].delete_many({"device": device_id})
-
-
-async def record_event(services: Services, session: KioskSession | None, hall: str, kind: str,
-                       detail: dict[str, Any] | None = None) -> None:
-    """Anonymous usage events for the console's statistics (no personal data)."""
-    await services.store["kiosk_events"].insert_one(
-        {"_id": random_token(12), "hall": hall, "kind": kind, "mode": session.mode if session else None,
-         "detail": detail or {}, "at": utcnow()}
-    )

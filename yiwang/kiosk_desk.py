@@ -1,0 +1,72 @@
+"""What a resident (or an agent for them) does with certificates at a kiosk.
+
+Each function is one thing the kiosk surface asks for, taking the identified
+:class:`~yiwang.kiosk_sessions.KioskSession` and the kiosk's
+:class:`~yiwang.devices.Device`:
+
+* :func:`print_certificate` — a printed annotated copy (加注件): recorded with
+  ``certificates.make_copy_for_holder`` (制作者 = this kiosk, 制作事由 = the
+  purpose chosen on screen), so the holder sees it in the access history; the
+  PDF carries the purpose watermark and the verification QR.
+* :func:`visible_certificates` / :func:`open_certificate` — what the screen may
+  show: after 扫码取证 only the certificates the holder released.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from yiwang import audit, certificates, kiosk_events, rendering
+from yiwang.errors import NotFound
+
+if TYPE_CHECKING:
+    from yiwang.devices import Device
+    from yiwang.kiosk_sessions import KioskSession
+    from yiwang.runtime import Services
+
+
+def _on_behalf(session: KioskSession) -> str | None:
+    return f"resident:{session.resident_id}" if session.mode == "agent" else None
+
+
+def _require_visible(session: KioskSession, certificate_id: str) -> None:
+    if session.released is not None and certificate_id not in session.released:
+        raise NotFound("certificate.not_found", "找不到该证照")
+
+
+async def visible_certificates(services: Services, session: KioskSession, device: Device) -> list[dict[str, Any]]:
+    """The holder's certificates this session may show (all, or those released by 扫码取证); audited."""
+    assert session.resident_index is not None
+    certs = await certificates.list_for_holder(services.store, session.resident_index)
+    if session.released is not None:
+        certs = [c for c in certs if c["id"] in session.released]
+    await audit.record(services.store, device.actor, "kiosk.certificates_listed", f"resident:{session.resident_id}",
+                       channel="kiosk", purpose="本人查看", on_behalf_of=_on_behalf(session))
+    return certs
+
+
+async def open_certificate(
+    services: Services, session: KioskSession, device: Device, certificate_id: str
+) -> dict[str, Any]:
+    assert session.resident_index is not None
+    _require_visible(session, certificate_id)
+    return await certificates.open_for_holder(services, session.resident_index, certificate_id, channel="kiosk")
+
+
+async def print_certificate(
+    services: Services, session: KioskSession, device: Device, certificate_id: str, purpose: Any
+) -> bytes:
+    """Record an annotated copy made by this kiosk for ``purpose`` and render it as an A4 PDF."""
+    from yiwang.devices import redeemer_for
+
+    assert session.resident_index is not None
+    _require_visible(session, certificate_id)
+    redeemer = redeemer_for(device)
+    copy = await certificates.make_copy_for_holder(services, session.resident_index, certificate_id, redeemer,
+                                                   purpose)
+    pdf = await rendering.copy_image(services, copy["_id"], redeemer, "pdf")
+    await audit.record(services.store, device.actor, "certificate.print", certificate_id, channel="kiosk",
+                       purpose=copy["purpose"], detail={"hall": device.hall, "copy": copy["_id"]},
+                       on_behalf_of=_on_behalf(session))
+    kiosk_events.record(services, device.hall, "certificate_print", mode=session.mode)
+    return pdf
