@@ -108,6 +108,12 @@ class Agent:
         if self.http is not None:
             await self.http.close()
 
+    async def _close_pages(self, app: web.Application) -> None:
+        """On shutdown, before aiohttp waits for handlers: close the pages' event sockets
+        (otherwise their handlers keep the runner waiting for its shutdown timeout)."""
+        await asyncio.gather(*(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutdown")
+                               for ws in list(self.pages)), return_exceptions=True)
+
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         await self.start()
         yield
@@ -250,6 +256,7 @@ class Agent:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_PRINT_BYTES)
         app.cleanup_ctx.append(self.cleanup_ctx)
+        app.on_shutdown.append(self._close_pages)
         app.router.add_get("/", self._root)
         app.router.add_get("/agent/status", self._status)
         app.router.add_get("/agent/events", self._events)
@@ -270,7 +277,7 @@ class Agent:
         origin = request.headers.get("Origin")
         if origin and urllib.parse.urlsplit(origin).netloc != request.host:
             raise web.HTTPForbidden()
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096, timeout=2.0)
         await ws.prepare(request)
         self.pages.add(ws)
         await ws.send_json({"type": "status", "online": self.online})

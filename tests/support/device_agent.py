@@ -52,7 +52,7 @@ async def start_agent(services: Services, server: str, state_dir: Path, *, hall:
                          heartbeat_seconds=5.0, poll_seconds=0.05, backoff_min=0.1, backoff_max=0.5,
                          status_seconds=1.0, warm_cache_on_connect=False)
     agent = Agent(config)
-    runner = web.AppRunner(agent.app())
+    runner = web.AppRunner(agent.app(), shutdown_timeout=2.0)  # never wait long for a stray handler
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", config.listen_port).start()
     assert agent.channel is not None
