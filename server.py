@@ -14,11 +14,13 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 
 import tornado.web
 from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 from web.app import make_app
 from yiwang.config import Config, load_config
@@ -36,9 +38,14 @@ class Running:
     services: Services
 
 
-def listen(app: tornado.web.Application, config: Config) -> HTTPServer:
+def bind(config: Config) -> list[socket.socket]:
+    """Bind first, so a port in use fails before anything else starts."""
+    return bind_sockets(config.port, config.host)
+
+
+def listen(app: tornado.web.Application, sockets: list[socket.socket]) -> HTTPServer:
     http = HTTPServer(app, xheaders=True, max_body_size=32 * 1024 * 1024, idle_connection_timeout=60)
-    http.listen(config.port, config.host)
+    http.add_sockets(sockets)
     return http
 
 
@@ -56,9 +63,10 @@ async def shutdown(running: Running, grace_seconds: float) -> None:
 async def serve() -> None:
     config = load_config()
     configure_logging(config.log_level)
+    sockets = bind(config)
     services = await open_services(config)
     app = make_app(services)
-    running = Running(app, listen(app, config), services)
+    running = Running(app, listen(app, sockets), services)
     base = config.public_url
     log.info("listening", extra={"fields": {"host": config.host, "port": config.port}})
     print(
@@ -88,6 +96,9 @@ def main() -> None:
     except InvalidInput as error:  # configuration errors: say which, exit non-zero
         print(f"配置错误 ({error.code}): {error.message}", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:  # e.g. the port is taken: say so plainly
+        print(f"无法启动：{error}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

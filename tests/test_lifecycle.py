@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server import Running, listen, shutdown
+from server import Running, bind, listen, shutdown
 from tests.conftest import ROOT, free_port
 from web.app import make_app
 from web.base import APIHandler
@@ -34,7 +34,7 @@ async def test_request_in_flight_when_shutdown_starts_completes(store: Store, mo
     # Its own client on the test's database: shutdown closes it as server.py does.
     services = await open_services(config, store=Store.connect(mongo_uri, store.db.name))
     app = make_app(services, extra_routes=[(r"/slow", SlowHandler)])
-    running = Running(app, listen(app, Config(**{**config.__dict__, "port": port})), services)
+    running = Running(app, listen(app, bind(Config(**{**config.__dict__, "port": port}))), services)
     async with aiohttp.ClientSession() as session:
         in_flight = asyncio.create_task(session.get(f"http://127.0.0.1:{port}/slow"))
         await asyncio.sleep(0.3)  # the request is now being handled
@@ -111,3 +111,47 @@ def _wait_ready(port: int, process: subprocess.Popen[str]) -> object:
         except OSError:
             time.sleep(0.3)
     raise AssertionError("server did not become ready")
+
+
+def test_a_port_in_use_stops_start_up_before_the_database_starts(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path), DEMO_DATA="0")
+        result = subprocess.run(
+            [sys.executable, "server.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert result.returncode == 1
+    assert "无法启动" in result.stderr
+    assert not (tmp_path / "yiwang.sqlite").exists()
+
+
+def test_embedded_database_stops_when_its_server_dies(tmp_path: Path) -> None:
+    code = (
+        "import sys, time; from pathlib import Path; from yiwang.embedded import EmbeddedMongo; "
+        "e = EmbeddedMongo(Path(sys.argv[1])); e.start(); print(e._process.pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "db.sqlite")], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    child_pid = int(parent.stdout.readline())
+    parent.kill()  # no chance to stop its child
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(child_pid):
+        time.sleep(0.2)
+    assert not _alive(child_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"

@@ -72,11 +72,21 @@ async def _serve(path: str | None, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     address = await proxy.start()
     print(_READY + address.uri, flush=True)
+    watchdog = asyncio.create_task(_stop_when_orphaned(stop))
     try:
         await stop.wait()
     finally:
+        watchdog.cancel()
         # Closing the engine flushes and closes the SQLite file cleanly.
         await proxy.close()
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """The server that started us died without stopping us: stop too, cleanly."""
+    parent = os.getppid()
+    while os.getppid() == parent:  # noqa: ASYNC110 - nothing to wait on: the kernel only re-parents us
+        await asyncio.sleep(1.0)
+    stop.set()
 
 
 def main() -> None:
