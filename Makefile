@@ -13,13 +13,9 @@ $(STAMP): requirements.txt requirements-dev.txt scripts/system-deps
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-# The server and a development device agent (folder camera, PDF printer, simulated
-# ID reader under var/agent); Ctrl-C stops both.
+# The server and a development device agent together (scripts/run-dev); Ctrl-C stops both.
 run: setup
-	@trap 'kill 0' EXIT INT TERM; \
-	$(PY) server.py --demo & \
-	$(PY) -m device_agent --dev --server http://127.0.0.1:$${PORT:-8000} --state-dir var/agent & \
-	wait
+	PY=$(PY) bash scripts/run-dev
 
 test: setup lint
 	$(PY) -m pytest

@@ -35,7 +35,9 @@ class EmbeddedMongo:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             args += ["--path", str(self.path)]
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+        # A session of its own: a Ctrl-C at the terminal reaches the server, which
+        # then stops the database last, after its own final writes.
+        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
         ready: list[str] = []
         reader = threading.Thread(target=lambda: ready.append(self._process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
         reader.start()
