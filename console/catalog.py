@@ -19,27 +19,17 @@ def _standard(doc: dict[str, Any]) -> dict[str, Any]:
 
 class CatalogList(ConsoleHandler):
     async def get(self) -> None:
-        await self.authorise("catalog.view", self.scope_place())
+        await self.authorise("catalog.view", self.current.home_place)
         items = sorted(await self.services.catalog.items_list(), key=lambda i: i["code"])
         query = self.get_argument("q", "").strip()[:50]
         if query:
             items = await self.services.catalog.search(query, limit=100)
         self.render_page("console/catalog.html", items=items, q=query)
 
-    def scope_place(self) -> Place:
-        user = self.current
-        if user.role == "province":
-            return Place.province()
-        if user.role == "city":
-            return Place("city", user.region, user.region)
-        if user.role == "department_staff":
-            return Place("department", user.department)
-        return Place("hall", user.halls[0] if user.halls else "")
-
 
 class CatalogItem(CatalogList):
     async def get(self, code: str) -> None:
-        await self.authorise("catalog.view", self.scope_place())
+        await self.authorise("catalog.view", self.current.home_place)
         await self.render_item(code, None)
 
     async def render_item(self, code: str, error: InvalidInput | None) -> None:

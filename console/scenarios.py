@@ -32,7 +32,7 @@ def _audit_view(fields: dict[str, Any] | None, version: Any = None) -> dict[str,
 class ScenarioBase(ConsoleHandler):
     async def may_view(self) -> None:
         user = self.current
-        await self.authorise("catalog.view", _home_place(user))
+        await self.authorise("catalog.view", user.home_place)
 
     def may_edit(self) -> bool:
         return console_accounts.may(self.current, "scenario.edit", Place.province())
@@ -86,16 +86,6 @@ class ScenarioBase(ConsoleHandler):
             "name": self.form("name"), "summary": self.form("summary"),
             "notes": self.form("notes").splitlines(), "questions": questions, "rules": rules,
         }  # fmt: skip
-
-
-def _home_place(user: console_accounts.ConsoleUser) -> Place:
-    if user.role == "province":
-        return Place.province()
-    if user.role == "city":
-        return Place("city", user.region, user.region)
-    if user.role == "department_staff":
-        return Place("department", user.department)
-    return Place("hall", user.halls[0] if user.halls else "")
 
 
 class ScenarioList(ScenarioBase):

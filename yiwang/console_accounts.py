@@ -101,6 +101,17 @@ class ConsoleUser:
     def label(self) -> str:
         return f"{self.username} ({self.role})"
 
+    @property
+    def home_place(self) -> Place:
+        """The place this account works in: what its pages show by default."""
+        if self.role == "province":
+            return Place.province()
+        if self.role == "city":
+            return Place("city", self.region, self.region)
+        if self.role == "department_staff":
+            return Place("department", self.department)
+        return Place("hall", self.halls[0] if self.halls else "")
+
 
 def _user(doc: Mapping[str, Any]) -> ConsoleUser:
     scope = doc.get("scope", {})
