@@ -29,6 +29,7 @@ FORWARD_REQUEST_HEADERS = ("Accept", "Content-Type", "Cookie", "Accept-Language"
 FORWARD_RESPONSE_HEADERS = ("Content-Type", "Set-Cookie", "Location", "X-Request-Id", "Cache-Control",
                             "X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options", "Content-Disposition")
 IGNORED_QUERY = ("idle_warn", "idle_reset")
+LONG_POLL_SECONDS = 40.0  # /kiosk/api/…/wait answers within 25 s
 
 
 class EnrolmentError(Exception):
@@ -314,9 +315,12 @@ class Agent:
         headers["Authorization"] = self.credential.header
         body = await request.read() if request.can_read_body else None
         key = cache_key(path, request.query_string)
+        long_poll = path.startswith("/kiosk/api/") and path.endswith("/wait")
+        extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=LONG_POLL_SECONDS)} if long_poll else {}
         try:
             async with self.http.request(request.method, self.config.server + request.rel_url.path_qs,
-                                         headers=headers, data=body, allow_redirects=False) as upstream:
+                                         headers=headers, data=body, allow_redirects=False,
+                                         **extra) as upstream:
                 payload = await upstream.read()
                 response = web.Response(status=upstream.status, body=payload)
                 for name in FORWARD_RESPONSE_HEADERS:

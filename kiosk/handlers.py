@@ -10,6 +10,7 @@ them for offline use; nothing personal is ever marked cacheable.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import urllib.parse
@@ -18,7 +19,7 @@ from typing import Any
 import segno
 
 from web.base import APIHandler, HTMLHandler
-from yiwang import catalog, checklist_print, devices, kiosk_desk, kiosk_events, kiosk_sessions
+from yiwang import catalog, checklist_print, devices, kiosk_agents, kiosk_desk, kiosk_events, kiosk_sessions
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, YiwangError
 from yiwang.identity import mask_name, mask_number
 from yiwang.kiosk_sessions import KioskSession
@@ -228,8 +229,15 @@ class ItemPage(KioskPage):
 
 
 class IdentifyPage(KioskPage):
+    """ID card on the reader, or 扫码取证: the page shows this kiosk's consent QR and long-polls
+    ``/kiosk/api/consent/<id>/wait`` until the phone releases certificates."""
+
     async def get(self) -> None:
-        self.render_page("kiosk/identify.html", next=self._next())
+        consent_qr = None
+        if self.device is not None:
+            consent_qr = await kiosk_sessions.open_consent_identification(self.services, self.device)
+        self.render_page("kiosk/identify.html", next=self._next(), consent=consent_qr,
+                         consent_svg=qr_svg(consent_qr["qr_text"], 8) if consent_qr else None)
 
     def _next(self) -> str:
         target = self.get_query_argument("next", "/kiosk/certificates")
@@ -283,8 +291,73 @@ class RedeemPage(KioskPage):
 
 
 class AgentPage(KioskPage):
+    """帮办代办: sign in (QR + phone code), choose items and period, resident's card, file."""
+
     async def get(self) -> None:
-        self.render_page("kiosk/agent.html")
+        await self.show()
+
+    async def show(self, error: dict[str, Any] | None = None, filed: dict[str, Any] | None = None) -> None:
+        step = await kiosk_agents.screen(self.services, self.session, self.device,
+                                         self.get_argument("item", None))
+        sign_in = step.get("sign_in")
+        self.render_page("kiosk/agent.html", **step, error=error, filed=filed,
+                         qr_svg=qr_svg(sign_in["qr_text"], 8) if sign_in else None)
+
+    async def shown_error(self, error: YiwangError) -> None:
+        if isinstance(error, NotAuthenticated):
+            raise error
+        self.set_status(403 if isinstance(error, Forbidden) else 400 if isinstance(error, InvalidInput) else 409)
+        await self.show(error=error.as_dict())
+
+
+class AgentSignInPage(AgentPage):
+    async def post(self) -> None:
+        device = self.require_device()
+        request_id = self.get_body_argument("request", "")
+        try:
+            token = await kiosk_agents.complete_sign_in(self.services, device, request_id,
+                                                        self.get_body_argument("digits", ""))
+        except YiwangError as error:
+            if isinstance(error, NotAuthenticated):
+                raise
+            # the same request stays (its QR was already scanned): only the digits again
+            self.set_status(403 if isinstance(error, Forbidden) else 400)
+            self.render_page("kiosk/agent.html", step="sign_in", sign_in={"request_id": request_id[:64]},
+                             qr_svg=None, error=error.as_dict(), filed=None)
+            return
+        self.set_cookie(SESSION_COOKIE, token, path="/kiosk", httponly=True, samesite="Strict")
+        self.redirect("/kiosk/agent", status=303)
+
+
+class AgentScopePage(AgentPage):
+    async def post(self) -> None:
+        device = self.require_device()
+        if self.session is None:
+            raise NotAuthenticated("kiosk.session_expired", "本次服务已结束，请重新登录")
+        try:
+            await kiosk_agents.set_scope(self.services, self.session, device, self.get_body_arguments("items"),
+                                         self.get_body_argument("days", ""))
+        except YiwangError as error:
+            await self.shown_error(error)
+            return
+        self.redirect("/kiosk/agent", status=303)
+
+
+class AgentApplicationPage(AgentPage):
+    async def post(self) -> None:
+        device = self.require_device()
+        session = self.require_session()
+        form = {k: self.get_body_argument(k) for k in self.request.body_arguments
+                if k not in ("item", "idempotency_key")}
+        try:
+            filed = await kiosk_agents.file_application(self.services, session, device,
+                                                        self.get_body_argument("item", ""), form,
+                                                        idempotency_key=self.get_body_argument("idempotency_key", ""))
+        except YiwangError as error:
+            await self.shown_error(error)
+            return
+        self.set_status(201)
+        await self.show(filed=filed)
 
 
 class OfflinePage(KioskPage):
@@ -311,20 +384,38 @@ class IdCardHandler(KioskAPI):
     async def post(self) -> None:
         device = self.require_device()
         body = self.json_body()
-        current = None
-        token = body.get("session")
-        if isinstance(token, str) and token:
-            current = await kiosk_sessions.current(self.services, token, device.id)
-        if current is not None and current.mode == "agent":
+        current = await kiosk_sessions.agent_session_on(self.services, device.id)
+        if current is not None and not current.identified:
             session = await kiosk_sessions.authorise_resident(
                 self.services, current, device, body.get("id_number"), body.get("name")
             )
-            self.write_json({"session": token, **session.public()})
+            self.write_json({"session": None, **session.public()})  # the page already holds the token
             return
         token, session = await kiosk_sessions.start_by_id_card(
             self.services, device, body.get("id_number"), body.get("name")
         )
         self.write_json({"session": token, **session.public()}, status=201)
+
+
+class ConsentWaitHandler(KioskAPI):
+    """Long-poll (≤ 25 s): ``{"status": "waiting"}`` or ``{"status": "released", "session": token, …}``."""
+
+    _waiting: asyncio.Task[dict[str, Any]] | None = None
+
+    async def get(self, consent_session_id: str) -> None:
+        device = self.require_device()
+        self.set_header("Cache-Control", "no-store")
+        self._waiting = asyncio.ensure_future(
+            kiosk_sessions.await_consent_identification(self.services, device, consent_session_id))
+        try:
+            result = await self._waiting
+        except asyncio.CancelledError:  # the page went away: nobody to answer
+            return
+        self.write_json(result)
+
+    def on_connection_close(self) -> None:
+        if self._waiting is not None:
+            self._waiting.cancel()
 
 
 class AdoptSessionHandler(KioskAPI):

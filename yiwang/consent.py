@@ -243,3 +243,10 @@ async def end_consent_session(services: Services, session_id: str, redeemer: Red
         services.store, redeemer.actor, "consent.end", doc["_id"], channel=redeemer.channel, purpose=doc["purpose"]
     )
     hub(services).notify(doc["_id"])
+
+
+async def released_holder(services: Services, session_id: str, redeemer: Redeemer) -> str | None:
+    """The blind index of the holder who released to this kiosk's session (None before a release).
+    For the kiosk, which then serves that holder (扫码取证 as identification)."""
+    doc = await _kiosk_session(services, session_id, redeemer)
+    return doc.get("holder_index") if doc["status"] == "released" else None

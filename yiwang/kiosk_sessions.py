@@ -14,6 +14,7 @@ screen says whose matter is being handled (``handling_label``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -105,18 +106,37 @@ async def _identify(services: Services, id_number: Any, name: Any) -> tuple[Any,
     return person, mask_name(name.strip())
 
 
+async def _drop_device_sessions(services: Services, device_id: str) -> None:
+    """End every session on this device, wiping what 扫码取证 released to it."""
+    async for doc in services.store["kiosk_sessions"].find({"device": device_id, "consent_session": {"$ne": None}}):
+        await _end_consent(services, doc)
+    await services.store["kiosk_sessions"].delete_many({"device": device_id})
+
+
+async def _end_consent(services: Services, doc: dict[str, Any]) -> None:
+    from yiwang import consent
+    from yiwang.certificates import Redeemer
+    from yiwang.errors import YiwangError
+
+    if doc.get("consent_session"):
+        with contextlib.suppress(YiwangError):
+            await consent.end_consent_session(services, doc["consent_session"],
+                                              Redeemer("kiosk", doc["device"], doc.get("device_label", "")))
+
+
 async def start_by_id_card(
     services: Services, device: Device, id_number: Any, name: Any, *, method: str = "id_card"
 ) -> tuple[str, KioskSession]:
     """A resident put their ID card on the reader of ``device``: a new session
     (any earlier session on this device ends). Returns (token, session)."""
     person, masked_name = await _identify(services, id_number, name)
-    await services.store["kiosk_sessions"].delete_many({"device": device.id})
+    await _drop_device_sessions(services, device.id)
     token = random_token(24)
     now = utcnow()
     doc = {
         "_id": token_digest(token),
         "device": device.id,
+        "device_label": device.label,
         "hall": device.hall,
         "mode": "resident",
         "resident_index": person.index,
@@ -138,7 +158,7 @@ async def start_agent_mode(
     services: Services, device: Device, agent_code: str, agent_label: str
 ) -> tuple[str, KioskSession]:
     """A village agent (already verified by the agents module) starts handling at this kiosk."""
-    await services.store["kiosk_sessions"].delete_many({"device": device.id})
+    await _drop_device_sessions(services, device.id)
     token = random_token(24)
     now = utcnow()
     doc = {
@@ -153,16 +173,37 @@ async def start_agent_mode(
     return token, _session(doc)
 
 
+async def set_agent_scope(services: Services, session: KioskSession, scope: dict[str, Any]) -> None:
+    await services.store["kiosk_sessions"].update_one({"_id": session.id, "mode": "agent"}, {"$set": {"scope": scope}})
+
+
+async def agent_session_on(services: Services, device_id: str) -> KioskSession | None:
+    """The live agent-mode session on this kiosk (the reader does not know the page's token)."""
+    doc = await services.store["kiosk_sessions"].find_one(
+        {"device": device_id, "mode": "agent", "expires_at": {"$gt": utcnow()}})
+    return _session(doc) if doc else None
+
+
 async def authorise_resident(
     services: Services, session: KioskSession, device: Device, id_number: Any, name: Any
 ) -> KioskSession:
-    """In agent mode: the resident present puts their ID card on the reader."""
+    """In agent mode: the resident present puts their ID card on the reader, which records their
+    authorisation of the agent for the chosen items and period (``agents.grant_authorisation``,
+    channel ``kiosk``)."""
+    from yiwang import agents
+
     if session.mode != "agent":
         raise Forbidden("kiosk.not_agent_mode", "当前不是代办模式")
+    if not session.scope:
+        raise InvalidInput("kiosk.agent_scope_missing", "请代办员先选择代办事项和授权期限，再请居民刷身份证")
     person, masked_name = await _identify(services, id_number, name)
+    granted = await agents.grant_authorisation(
+        services, person.index, session.agent_code, session.scope["items"], session.scope["until"],
+        channel="kiosk", actor=audit.Actor("resident", person.index[:16], "本人（自助终端刷身份证）"),
+    )
     doc = await services.store["kiosk_sessions"].find_one_and_update(
         {"_id": session.id, "device": device.id, "expires_at": {"$gt": utcnow()}},
-        {"$set": {"resident_index": person.index, "resident_id": person.id,
+        {"$set": {"resident_index": person.index, "resident_id": person.id, "authorisation": granted["id"],
                   "masked_name": person.masked_name or masked_name, "masked_number": person.masked_number}},
         return_document=ReturnDocument.AFTER,
     )
@@ -170,7 +211,8 @@ async def authorise_resident(
         raise NotAuthenticated("kiosk.session_expired", "本次服务已结束，请重新开始")
     await audit.record(services.store, audit.Actor("agent", session.agent_code or "", session.agent_label),
                        "kiosk.agent_authorised", f"resident:{person.id}", channel="agent",
-                       on_behalf_of=f"resident:{person.id}", detail={"device": device.id, "method": "id_card"})
+                       on_behalf_of=f"resident:{person.id}",
+                       detail={"device": device.id, "method": "id_card", "authorisation": granted["id"]})
     return _session(doc)
 
 
@@ -194,9 +236,62 @@ async def current(services: Services, token: str | None, device_id: str | None) 
 
 
 async def end(services: Services, token: str | None) -> None:
+    """结束服务 / idle reset: the session goes, and so does whatever the phone released to it."""
     if token and len(token) <= 64:
-        await services.store["kiosk_sessions"].delete_one({"_id": token_digest(token)})
+        doc = await services.store["kiosk_sessions"].find_one_and_delete({"_id": token_digest(token)})
+        if doc is not None:
+            await _end_consent(services, doc)
 
 
 async def end_for_device(services: Services, device_id: str) -> None:
-    await services.store["kiosk_sessions"].delete_many({"device": device_id})
+    await _drop_device_sessions(services, device_id)
+
+
+# ---- 扫码取证 as identification -------------------------------------------------------
+
+CONSENT_PURPOSE = "自助终端查看和打印证照"
+
+
+async def open_consent_identification(services: Services, device: Device) -> dict[str, Any]:
+    """A consent session for this kiosk: ``{session_id, qr_text, expires_at}`` (the QR carries no personal data)."""
+    from yiwang import consent
+    from yiwang.devices import redeemer_for
+
+    return await consent.create_consent_session(services, redeemer_for(device), CONSENT_PURPOSE)
+
+
+async def await_consent_identification(
+    services: Services, device: Device, consent_session_id: Any, wait_seconds: float = 25.0
+) -> dict[str, Any]:
+    """Long-poll for the holder's release. On release, the holder is identified at this kiosk: a new
+    session that may show exactly the released certificates. ``{"status": "waiting"}`` or
+    ``{"status": "released", "session": token, ...public view}``; Gone when the QR expired."""
+    from yiwang import consent
+    from yiwang.devices import redeemer_for
+    from yiwang.people import resident_by_index
+
+    redeemer = redeemer_for(device)
+    result = await consent.wait_for_release(services, consent_session_id, redeemer, wait_seconds)
+    if result["status"] != "released":
+        return {"status": "waiting"}
+    holder_index = await consent.released_holder(services, consent_session_id, redeemer)
+    if holder_index is None:
+        return {"status": "waiting"}
+    person = await resident_by_index(services.store, holder_index)
+    released = [c["certificate"]["id"] for c in result["certificates"]]
+    await _drop_device_sessions(services, device.id)
+    token = random_token(24)
+    now = utcnow()
+    doc = {
+        "_id": token_digest(token), "device": device.id, "device_label": device.label, "hall": device.hall,
+        "mode": "resident", "resident_index": person.index, "resident_id": person.id,
+        "masked_name": person.masked_name, "masked_number": person.masked_number,
+        "consent_session": consent_session_id, "released": released,
+        "created_at": now, "touched_at": now, "expires_at": now + SESSION_IDLE,
+    }
+    await services.store["kiosk_sessions"].insert_one(doc)
+    await audit.record(services.store, device.actor, "kiosk.identified", f"resident:{person.id}", channel="kiosk",
+                       purpose="自助终端身份识别", detail={"method": "consent", "hall": device.hall,
+                                                        "released": len(released)})
+    kiosk_events.record(services, device.hall, "session_start", mode="resident")
+    return {"status": "released", "session": token, **_session(doc).public()}

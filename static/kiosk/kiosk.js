@@ -43,6 +43,7 @@
   function endSession(reason) {
     if (!state) return;
     if (state.socket) { try { state.socket.close(); } catch (e) { /* closed */ } }
+    if (state.consentWait) { try { state.consentWait.abort(); } catch (e) { /* done */ } }
     state = null;
     document.cookie = "kiosk_elderly=; path=/; max-age=0";
     document.title = "政务服务自助终端";
@@ -168,6 +169,8 @@
   var codeInput = $("#redeem-code");
   all(".keypad .key").forEach(function (k) {
     k.addEventListener("click", function () {
+      var form = k.closest("form");
+      var codeInput = (form && form.querySelector("[data-keypad]")) || $("#redeem-code");
       var key = k.getAttribute("data-key");
       if (key === "清除") codeInput.value = "";
       else if (key === "删除") codeInput.value = codeInput.value.slice(0, -1);
@@ -178,15 +181,47 @@
   /* ---- identification: the agent hands us a session token; adopt it into an HttpOnly cookie ---- */
   var identify = $("#identify");
   var identifyStatus = $("#identify-status");
+  function adopt(token, then) {
+    return fetch("/kiosk/api/session/adopt", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ session: token }) })
+      .then(function (r) { if (!r.ok) throw new Error(); then(); });
+  }
   document.addEventListener("kiosk:identified", function (e) {
-    if (!identify) return;
+    if (!identify) {
+      /* agent mode: the resident's card authorised within the session the page already holds */
+      if (body.getAttribute("data-page") === "agent") window.location.reload();
+      return;
+    }
     var token = e.detail.session;
     identifyStatus.textContent = "识别成功，正在打开…";
-    fetch("/kiosk/api/session/adopt", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ session: token }) })
-      .then(function (r) { if (!r.ok) throw new Error(); window.location.assign(identify.getAttribute("data-next")); })
+    adopt(token, function () { window.location.assign(identify.getAttribute("data-next")); })
       .catch(function () { identifyStatus.textContent = "识别失败，请重新放置身份证"; });
     token = null;
   });
+
+  /* ---- 扫码取证: hold a long-poll to the kiosk server until the phone releases ---- */
+  var consent = $("#consent");
+  if (consent && consent.getAttribute("data-wait")) {
+    var waitUrl = consent.getAttribute("data-wait");
+    var waitFor = function () {
+      if (!state) return;
+      state.consentWait = new AbortController();
+      fetch(waitUrl, { credentials: "same-origin", headers: { "Accept": "application/json" }, signal: state.consentWait.signal })
+        .then(function (r) {
+          if (r.status === 410 || r.status === 404) { window.location.reload(); return null; }  /* QR expired: a fresh one */
+          if (!r.ok) throw new Error();
+          return r.json();
+        })
+        .then(function (b) {
+          if (!b || !state) return;
+          if (b.status !== "released") { waitFor(); return; }
+          identifyStatus.textContent = "已收到您在手机上选择的证照，正在打开…";
+          adopt(b.session, function () { window.location.assign(identify.getAttribute("data-next")); })
+            .catch(function () { identifyStatus.textContent = "识别失败，请重新扫码"; });
+        })
+        .catch(function () { if (state) setTimeout(waitFor, 2000); });
+    };
+    waitFor();
+  }
   document.addEventListener("kiosk:identify_failed", function (e) {
     if (identifyStatus) identifyStatus.textContent = e.detail.message || "识别失败，请重新放置身份证";
   });
