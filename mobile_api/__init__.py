@@ -49,6 +49,7 @@ def routes() -> list[tuple[str, type]]:
         (rf"{p}/authorisations", h.AuthorisationsHandler),
         (rf"{p}/authorisations/{ID}/revoke", h.AuthorisationRevokeHandler),
         (rf"{p}/agent/queue", h.AgentQueueHandler),
+        (rf"{p}/agent/kiosk-sign-in", h.AgentKioskSignInHandler),
         (rf"{p}/agent/uploads", h.AgentUploadsHandler),
         (rf"{p}/agent/applications", h.AgentApplicationsHandler),
         (rf"{p}/agent/applications/{ID}", h.AgentApplicationHandler),

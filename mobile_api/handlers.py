@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from mobile_api import views
 from mobile_api.base import LEVEL_APPLY, LEVEL_CERTIFICATES, MobileHandler, PublicHandler
-from yiwang import accounts, agents, applications, complaints, consent, display_codes, evaluations, uploads
+from yiwang import (
+    accounts,
+    agents,
+    applications,
+    complaints,
+    consent,
+    display_codes,
+    evaluations,
+    kiosk_agents,
+    uploads,
+)
 from yiwang import certificates as certs
 
 # ---- session and identity ---------------------------------------------------------
@@ -348,6 +358,13 @@ class AgentQueueHandler(MobileHandler):
     async def get(self) -> None:
         agent = await self.agent_doc()
         self.write_json(await views.agent_queue(self.services, agent))
+
+
+class AgentKioskSignInHandler(MobileHandler):
+    async def post(self) -> None:
+        code = self.json_body().get("code")
+        agent = await self.agent_doc()
+        self.write_json(await kiosk_agents.confirm_on_phone(self.services, agent, code, self.principal.actor))
 
 
 class AgentUploadsHandler(MobileHandler):

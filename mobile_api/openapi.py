@@ -777,6 +777,22 @@ def build() -> dict[str, Any]:
                 "撤销授权", ref("Authorisation"), params=[path_param("authorisation_id")], level=3, tags=("代办",)
             )
         },
+        "/agent/kiosk-sign-in": {
+            "post": op(
+                "代办员在自助终端登录：扫描终端上的登录码，手机显示 6 位确认码，在终端上输入",
+                obj(
+                    {
+                        "kiosk": {"type": "string", "description": "终端名称"},
+                        "confirmation_code": {"type": "string", "description": "在终端上输入的 6 位确认码"},
+                        "expires_at": DATETIME,
+                    },
+                    ["kiosk", "confirmation_code", "expires_at"],
+                ),
+                body=obj({"code": {"type": "string", "description": "终端二维码内容 YWK1:…"}}, ["code"]),
+                errors=("400", "403", "404", "409", "410"),
+                tags=("代办",),
+            )
+        },
         "/agent/queue": {
             "get": op(
                 "代办员工作台：我代办的申请、状态、待居民处理事项，有效授权",

@@ -101,6 +101,14 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     ],
     "device_deliveries": [IndexModel([("message_id", ASCENDING)], name="message")],
     "kiosk_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
+    "kiosk_agent_sign_ins": [
+        IndexModel([("token_digest", ASCENDING)], unique=True, name="token_unique"),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=600, name="expires_ttl"),
+    ],
+    "kiosk_pickups": [
+        IndexModel([("token_digest", ASCENDING)], unique=True, name="token_unique"),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=600, name="expires_ttl"),
+    ],
     "kiosk_events": [
         IndexModel([("hall", ASCENDING), ("at", DESCENDING)], name="hall_at"),
         IndexModel([("at", ASCENDING)], name="at"),  # console figures (whole city / province)
