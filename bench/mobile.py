@@ -167,25 +167,33 @@ async def run() -> None:
                 return response.status
 
         rng = random.Random(11)
+        by_kind: dict[str, list[float]] = {}
 
         async def mixed(session: aiohttp.ClientSession, n: int) -> int:
             user = users[n % len(users)]
             headers = {"Authorization": f"Bearer {user['tokens'][n // len(users) % 10]}"}
             roll = rng.random()
             if roll < 0.10:
+                kind = "POST /applications"
                 body = {"item": SS_CARD, "form": user["form"], "materials": user["materials"]}
                 headers["Idempotency-Key"] = uuid.uuid4().hex
                 call = session.post(url + PREFIX + "/applications", json=body, headers=headers)
             elif roll < 0.30:
+                kind = "GET /certificates"
                 call = session.get(url + PREFIX + "/certificates", headers=headers)
             elif roll < 0.55:
+                kind = "GET /items"
                 call = session.get(url + PREFIX + "/items")
             elif roll < 0.75:
+                kind = "GET /items/{code}"
                 call = session.get(url + PREFIX + f"/items/{SS_CARD}")
             else:
+                kind = "GET /applications"
                 call = session.get(url + PREFIX + "/applications", headers=headers)
+            t0 = time.perf_counter()
             async with call as response:
                 await response.read()
+                by_kind.setdefault(kind, []).append(time.perf_counter() - t0)
                 return response.status
 
         await drive(bare, 1.0, CLIENTS)  # warm-up
@@ -197,7 +205,10 @@ async def run() -> None:
         base_p50, base_p99 = p(base_lat, 50), p(base_lat, 99)
         print(f"bare Tornado JSON handler: {base_rps:9.1f} req/s  p50 {base_p50:7.1f} ms  p99 {base_p99:7.1f} ms")
         print(f"mobile API mixed:          {rps:9.1f} req/s  p50 {p(lat, 50):7.1f} ms  p99 {p(lat, 99):7.1f} ms")
-        print(f"throughput ratio mobile/bare: {rps / base_rps:.3f}   server errors: {errors}", flush=True)
+        print(f"throughput ratio mobile/bare: {rps / base_rps:.3f}   server errors: {errors}")
+        for kind, values in sorted(by_kind.items()):
+            print(f"  {kind:20} {len(values):6} requests  p50 {p(values, 50):7.1f} ms  p99 {p(values, 99):7.1f} ms")
+        print(end="", flush=True)
     finally:
         await services.close(close_store=True)
         await asyncio.to_thread(embedded.stop)

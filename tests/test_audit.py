@@ -45,3 +45,24 @@ async def test_two_processes_appending_keep_one_chain(store: Store, mongo_uri: s
         await other.close()
     assert await audit.verify_chain(store) == (True, None)
     assert [e["action"] async for e in store["audit"].find({}, sort=[("seq", 1)])] == ["a", "b", "c", "d"]
+
+
+async def test_concurrent_entries_from_two_processes_are_all_written_in_one_chain(store: Store, mongo_uri: str) -> None:
+    import asyncio
+
+    other = Store.connect(mongo_uri, store.db.name)
+    try:
+        written = await asyncio.gather(
+            *(
+                audit.record(store if n % 3 else other, KIOSK, "certificate.view", f"c:{n}", channel="kiosk")
+                for n in range(60)
+            )
+        )
+    finally:
+        await other.close()
+    assert sorted(e["seq"] for e in written) == list(range(1, 61))  # each caller got its own entry back
+    assert await audit.verify_chain(store) == (True, None)
+    stored = [e["subject"] async for e in store["audit"].find({}, sort=[("seq", 1)])]
+    assert sorted(stored) == sorted(f"c:{n}" for n in range(60))
+    mine = [e["subject"] for e in sorted(written, key=lambda e: e["seq"]) if int(e["subject"][2:]) % 3]
+    assert mine == [f"c:{n}" for n in range(60) if n % 3]  # one process's entries keep their order

@@ -12,6 +12,15 @@ and assurance levels.
 * One person's number is bound to one WeChat account at a time; re-binding is
   explicit (``rebind=True``) and audited, and signs the old account out.
 * Staff (department) tokens live in the same collection with ``kind="staff"``.
+* Authentication is one indexed read: each token carries a copy of what the
+  principal needs from its account (``principal``: level, person index, masks,
+  agent, ``binding_version``). Whatever changes those fields bumps the account's
+  ``binding_version`` and then rewrites its tokens (``_sync_tokens``); issuing a
+  token re-reads the account after the insert. Either order of a concurrent
+  login and binding change leaves the tokens matching the account, and a token
+  without ``principal`` (cleared before a binding change, or issued by an older
+  version) falls back to reading the account. There is no time-based cache: a
+  sign-out or re-bind takes effect on the next request in every process.
 """
 
 from __future__ import annotations
@@ -87,23 +96,73 @@ def _validate_device(device_id: Any) -> str:
     return device_id
 
 
-async def _issue_token(services: Services, account_id: str, device_id: str, kind: Kind, **extra: Any) -> dict[str, Any]:
+PRINCIPAL_FIELDS = ("level", "person_index", "masked_name", "masked_number", "agent")
+
+
+def _principal_copy(account: dict[str, Any]) -> dict[str, Any]:
+    """What a token carries of its account so that authentication is one read."""
+    copy = {name: account.get(name) for name in PRINCIPAL_FIELDS}
+    copy["binding_version"] = int(account.get("binding_version", 0))
+    return copy
+
+
+async def _sync_tokens(services: Services, account: dict[str, Any]) -> None:
+    """Rewrite the account's tokens after its binding changed (never with an older copy)."""
+    copy = _principal_copy(account)
+    await services.store["mobile_tokens"].update_many(
+        {
+            "account_id": account["_id"],
+            "$or": [
+                {"principal": {"$exists": False}},
+                {"principal": None},
+                {"principal.binding_version": {"$lt": copy["binding_version"]}},
+            ],
+        },
+        {"$set": {"principal": copy}},
+    )
+
+
+async def _clear_token_copies(services: Services, account_id: str) -> None:
+    """Before a binding change: the tokens fall back to reading the account until re-synced,
+    so a failure between the account update and ``_sync_tokens`` never leaves a stale copy."""
+    await services.store["mobile_tokens"].update_many({"account_id": account_id}, {"$unset": {"principal": ""}})
+
+
+async def _issue_token(
+    services: Services,
+    account_id: str,
+    device_id: str,
+    kind: Kind,
+    *,
+    account: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     token = random_token(32)
     now = utcnow()
     ttl = dt.timedelta(days=TOKEN_DAYS) if kind == "resident" else dt.timedelta(hours=STAFF_TOKEN_HOURS)
     tokens = services.store["mobile_tokens"]
     await tokens.delete_many({"account_id": account_id, "device_id": device_id})  # one per device
-    await tokens.insert_one(
-        {
-            "_id": token_digest(token),
-            "account_id": account_id,
-            "device_id": device_id,
-            "kind": kind,
-            "created_at": now,
-            "expires_at": now + ttl,
-            **extra,
-        }
-    )
+    doc: dict[str, Any] = {
+        "_id": token_digest(token),
+        "account_id": account_id,
+        "device_id": device_id,
+        "kind": kind,
+        "created_at": now,
+        "expires_at": now + ttl,
+        **extra,
+    }
+    if kind == "resident" and account is not None:
+        doc["principal"] = _principal_copy(account)
+    await tokens.insert_one(doc)
+    if kind == "resident":
+        # Read the account *after* the insert: a binding change that committed before
+        # this read is copied now; one that commits later syncs this token itself.
+        fresh = await services.store["wechat_accounts"].find_one({"_id": account_id})
+        if fresh is None:
+            await tokens.delete_one({"_id": doc["_id"]})
+            raise NotFound("account.not_found", "找不到该账号")
+        if doc.get("principal") != _principal_copy(fresh):
+            await tokens.update_one({"_id": doc["_id"]}, {"$set": {"principal": _principal_copy(fresh)}})
     return {"token": token, "token_type": "Bearer", "expires_at": now + ttl}
 
 
@@ -134,7 +193,7 @@ async def login(services: Services, code: Any, device_id: Any = None) -> dict[st
         return_document=True,
     )
     assert account is not None
-    issued = await _issue_token(services, account["_id"], device, "resident")
+    issued = await _issue_token(services, account["_id"], device, "resident", account=account)
     await audit.record(
         services.store,
         audit.Actor("resident", account["_id"]),
@@ -173,12 +232,14 @@ async def authenticate(services: Services, authorization: str | None) -> Princip
         raise NotAuthenticated("auth.token_expired", "登录已过期，请重新登录")
     if doc["kind"] == "staff":
         return Principal("staff", doc["account_id"], doc["_id"], department=doc["department"])
-    account = await services.store["wechat_accounts"].find_one({"_id": doc["account_id"]})
-    if account is None:
-        raise NotAuthenticated("auth.token_invalid", "登录已失效，请重新登录")
+    account = doc.get("principal")
+    if account is None:  # cleared during a binding change, or an older token: read the account
+        account = await services.store["wechat_accounts"].find_one({"_id": doc["account_id"]})
+        if account is None:
+            raise NotAuthenticated("auth.token_invalid", "登录已失效，请重新登录")
     return Principal(
         "resident",
-        account["_id"],
+        doc["account_id"],
         doc["_id"],
         level=int(account.get("level", 1)),
         person_index=account.get("person_index"),
@@ -239,9 +300,14 @@ async def bind_real_name(
     if other is not None:
         if not rebind:
             raise Conflict("identity.bound_elsewhere", "该身份证号码已绑定另一个微信账号；如需改绑到本账号，请确认改绑")
+        # Signed out before and after the unbinding: a token issued in between re-reads the account.
+        await services.store["mobile_tokens"].delete_many({"account_id": other["_id"]})
         await accounts.update_one(
             {"_id": other["_id"], "person_index": index},
-            {"$set": {"person_index": None, "level": 1, "masked_name": None, "masked_number": None, "number": None}},
+            {
+                "$set": {"person_index": None, "level": 1, "masked_name": None, "masked_number": None, "number": None},
+                "$inc": {"binding_version": 1},
+            },
         )
         await services.store["mobile_tokens"].delete_many({"account_id": other["_id"]})
         await audit.record(
@@ -253,9 +319,11 @@ async def bind_real_name(
             on_behalf_of=index,
             detail={"from_account": other["_id"]},
         )
+    await _clear_token_copies(services, principal.account_id)
     updated = await accounts.find_one_and_update(
         {"_id": principal.account_id},
         {
+            "$inc": {"binding_version": 1},
             "$set": {
                 "person_index": index,
                 "level": max(result.level, 2),
@@ -264,12 +332,13 @@ async def bind_real_name(
                 "number": protect_number(services.cipher, one),
                 "bound_at": utcnow(),
                 "verified_by": result.provider,
-            }
+            },
         },
         return_document=True,
     )
     if updated is None:
         raise NotFound("account.not_found", "找不到该账号")
+    await _sync_tokens(services, updated)
     await audit.record(
         services.store,
         principal.actor,
@@ -358,7 +427,12 @@ async def staff_login(services: Services, username: Any, password: Any) -> dict[
 
 async def set_agent(services: Services, account_id: str, agent_code: str) -> None:
     """Link a mobile account to a village agent (called by yiwang.agents)."""
-    await services.store["wechat_accounts"].update_one({"_id": account_id}, {"$set": {"agent": agent_code}})
+    await _clear_token_copies(services, account_id)
+    updated = await services.store["wechat_accounts"].find_one_and_update(
+        {"_id": account_id}, {"$set": {"agent": agent_code}, "$inc": {"binding_version": 1}}, return_document=True
+    )
+    if updated is not None:
+        await _sync_tokens(services, updated)
 
 
 async def add_subscriptions(services: Services, principal: Principal, template_ids: Any) -> dict[str, int]:

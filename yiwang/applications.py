@@ -21,6 +21,7 @@ Lifecycle::
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import json
@@ -175,6 +176,31 @@ async def validate_materials(
     by_id = {m["id"]: m for m in item.get("materials", [])}
     problems: dict[str, str] = {}
     clean: list[dict[str, Any]] = []
+
+    def key(kind: str, ref: Any) -> tuple[str, str] | None:
+        if kind == "upload":
+            return (kind, ref) if isinstance(ref, str) else None  # anything else is not an upload id
+        return (kind, str(ref))
+
+    async def lookup(ref: tuple[str, str]) -> Document | None:
+        try:
+            if ref[0] == "upload":
+                return await owned_upload(services, applicant.index, ref[1])
+            return await certificates.holder_certificate(services.store, applicant.index, ref[1])
+        except NotFound:
+            return None
+
+    # Every referenced upload and certificate is read at once (concurrently), then checked in order.
+    refs = list(
+        dict.fromkeys(
+            k
+            for entry in materials
+            if isinstance(entry, dict)
+            for kind in ("upload", "certificate")
+            if entry.get(kind) is not None and (k := key(kind, entry[kind])) is not None
+        )
+    )
+    found = dict(zip(refs, await asyncio.gather(*(lookup(r) for r in refs)), strict=True))
     for n, entry in enumerate(materials):
         where = f"materials[{n}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("material"), str):
@@ -189,9 +215,9 @@ async def validate_materials(
             problems[where] = "请上传文件或引用一个电子证照（二选一）"
             continue
         if upload_id is not None:
-            try:
-                upload = await owned_upload(services, applicant.index, upload_id)
-            except NotFound:
+            upload_key = key("upload", upload_id)
+            upload = found.get(upload_key) if upload_key else None
+            if upload is None:
                 problems[where] = "找不到该上传文件"
                 continue
             clean.append({"material": spec["id"], "name": spec["name"], "kind": "upload", "upload": upload["_id"]})
@@ -199,9 +225,8 @@ async def validate_materials(
         if not spec.get("certificate_type"):
             problems[where] = "这项材料不能用电子证照代替"
             continue
-        try:
-            cert = await certificates.holder_certificate(services.store, applicant.index, str(certificate_id))
-        except NotFound:
+        cert = found.get(("certificate", str(certificate_id)))
+        if cert is None:
             problems[where] = "找不到该电子证照"
             continue
         if cert["type"] != spec["certificate_type"]:
