@@ -88,6 +88,9 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "complaints": [
         IndexModel([("owner", ASCENDING)], name="owner"),
         IndexModel([("created_at", ASCENDING)], name="created_at"),  # console figures
+        IndexModel([("city", ASCENDING), ("created_at", ASCENDING)], name="city_created"),  # figures by place
+        IndexModel([("department", ASCENDING), ("created_at", ASCENDING)], name="department_created"),
+        IndexModel([("hall", ASCENDING), ("created_at", ASCENDING)], name="hall_created"),
     ],
     "agents": [],
     "authorisations": [IndexModel([("agent", ASCENDING), ("resident_index", ASCENDING)], name="agent_resident")],
@@ -102,10 +105,6 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "device_deliveries": [IndexModel([("message_id", ASCENDING)], name="message")],
     "kiosk_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
     "kiosk_agent_sign_ins": [
-        IndexModel([("token_digest", ASCENDING)], unique=True, name="token_unique"),
-        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=600, name="expires_ttl"),
-    ],
-    "kiosk_pickups": [
         IndexModel([("token_digest", ASCENDING)], unique=True, name="token_unique"),
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=600, name="expires_ttl"),
     ],
