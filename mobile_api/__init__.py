@@ -59,5 +59,8 @@ def routes() -> list[tuple[str, type]]:
         (rf"{p}/staff/applications/{ID}/(accept|return|review|approve|refuse|deliver)", h.StaffTransitionHandler),
         (rf"{p}/staff/rectifications", h.StaffRectificationsHandler),
         (rf"{p}/staff/rectifications/{ID}/close", h.StaffRectificationCloseHandler),
+        (rf"{p}/staff/complaints", h.StaffComplaintsHandler),
+        (rf"{p}/staff/complaints/{ID}", h.StaffComplaintHandler),
+        (rf"{p}/staff/complaints/{ID}/answer", h.StaffComplaintAnswerHandler),
     ]
     return table

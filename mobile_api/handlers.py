@@ -298,6 +298,8 @@ class ComplaintsHandler(MobileHandler):
             subject=body.get("subject"),
             content=body.get("content"),
             application_id=body.get("application"),
+            department=body.get("department"),
+            hall=body.get("hall"),
         )
         self.write_json(view, 201)
 
@@ -447,3 +449,20 @@ class StaffRectificationCloseHandler(MobileHandler):
         body = self.json_body()
         view = await evaluations.close_rectification(self.services, self.staff(), rectification_id, body.get("outcome"))
         self.write_json(view)
+
+
+class StaffComplaintsHandler(MobileHandler):
+    async def get(self) -> None:
+        status = self.get_query_argument("status", None)
+        self.write_json({"complaints": await complaints.complaints_for_department(self.services, self.staff(), status)})
+
+
+class StaffComplaintHandler(MobileHandler):
+    async def get(self, complaint_id: str) -> None:
+        self.write_json(await complaints.complaint_for_staff(self.services, self.staff(), complaint_id))
+
+
+class StaffComplaintAnswerHandler(MobileHandler):
+    async def post(self, complaint_id: str) -> None:
+        answer = self.json_body().get("answer")
+        self.write_json(await complaints.answer_complaint(self.services, self.staff(), complaint_id, answer))

@@ -251,17 +251,32 @@ EVALUATION = obj(
     ["application", "level", "indicators"],
 )
 
+NULLABLE_STRING: Schema = {"type": ["string", "null"]}
 COMPLAINT = obj(
     {
         "id": {"type": "string"},
         "tracking_number": {"type": "string"},
         "kind": {"type": "string"},
         "subject": {"type": "string"},
-        "status": {"type": "string"},
-        "answer_due": {"type": "string"},
+        "status": {"type": "string", "enum": ["open", "answered"]},
+        "answer_due": {"type": "string", "description": "答复期限（北京时间日期）"},
+        "overdue": {"type": "boolean", "description": "未答复且已过答复期限"},
         "content": {"type": "string"},
+        "answer": {**NULLABLE_STRING, "description": "部门的答复"},
+        "answered_at": {**NULLABLE_STRING, "description": "答复时间（UTC）"},
+        "answered_on_time": {"type": ["boolean", "null"], "description": "是否在答复期限内答复；未答复为 null"},
+        "place": obj(
+            {
+                "department": {**NULLABLE_STRING, "description": "所涉部门编码"},
+                "department_name": NULLABLE_STRING,
+                "hall": {**NULLABLE_STRING, "description": "所涉政务服务大厅编码"},
+                "hall_name": NULLABLE_STRING,
+                "city": {**NULLABLE_STRING, "description": "所涉城市（如 440100）；省级部门或未指明为 null"},
+            },
+            ["department", "hall", "city"],
+        ),
     },
-    ["id", "tracking_number", "kind", "status", "answer_due"],
+    ["id", "tracking_number", "kind", "status", "answer_due", "overdue", "answered_on_time", "place"],
 )
 
 AUTHORISATION = obj(
@@ -733,13 +748,16 @@ def build() -> dict[str, Any]:
                         "kind": {"type": "string", "enum": ["complaint", "report", "suggestion"]},
                         "subject": {"type": "string"},
                         "content": {"type": "string"},
-                        "application": {"type": "string"},
+                        "application": {"type": "string", "description": "所投诉的本人申请 id（部门由申请确定）"},
+                        "department": {"type": "string", "description": "所投诉的部门编码（事项目录中的部门）"},
+                        "hall": {"type": "string", "description": "所投诉的政务服务大厅编码"},
                     },
                     ["kind", "subject", "content"],
                 ),
                 level=3,
                 errors=("400",),
                 tags=("投诉举报",),
+                description="投诉所涉地点由所选申请或部门、大厅确定（须为事项目录中存在的），用于按地统计与分派答复。",
             ),
         },
         "/complaints/{complaint_id}": {
@@ -905,6 +923,40 @@ def build() -> dict[str, Any]:
                 {"type": "object"},
                 body=obj({"outcome": {"type": "string"}}, ["outcome"]),
                 params=[path_param("rectification_id")],
+                tags=("部门",),
+            )
+        },
+        "/staff/complaints": {
+            "get": op(
+                "本部门的投诉举报（不含正文）",
+                _list("complaints", ref("Complaint")),
+                params=[
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["open", "answered"]},
+                    }
+                ],
+                errors=("400",),
+                tags=("部门",),
+            )
+        },
+        "/staff/complaints/{complaint_id}": {
+            "get": op(
+                "本部门的一条投诉举报（含正文，查看留痕）",
+                ref("Complaint"),
+                params=[path_param("complaint_id")],
+                tags=("部门",),
+            )
+        },
+        "/staff/complaints/{complaint_id}/answer": {
+            "post": op(
+                "答复投诉举报（仅一次）；市民可见答复及是否按期",
+                ref("Complaint"),
+                body=obj({"answer": {"type": "string", "description": "答复内容（2–2000 字）"}}, ["answer"]),
+                params=[path_param("complaint_id")],
+                errors=("400", "404", "409"),
                 tags=("部门",),
             )
         },

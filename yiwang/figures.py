@@ -7,7 +7,9 @@ the place) so it stays fast with a year of data; the rest of the work is a
 Place filter (:class:`Scope`): kiosk usage by hall; certificate copies by the
 kiosks that made them; applications, evaluations by department (a city's
 departments are those whose region lies in it) and, for a hall, by the items its
-windows handle; complaints by ``city`` where the complaint carries one.
+windows handle; complaints by the place they concern (``yiwang.complaints``):
+``hall`` for a hall, ``department`` for a department, ``city`` for a city —
+each with ``created_at`` in a compound index.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Scope:
     departments: Sequence[str] | None = None
     items: Sequence[str] | None = None
     city: str | None = None
+    kind: str = "province"  # province | city | hall | department
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,11 @@ async def evaluations(store: Store, scope: Scope, p: Period) -> Document:
 async def complaints(store: Store, scope: Scope, p: Period, today: dt.date | None = None) -> Document:
     day = (today or local_today()).isoformat()
     match: Document = {"created_at": {"$gte": p.start, "$lt": p.end}}
-    if scope.city is not None:
+    if scope.kind == "hall" and scope.halls is not None:
+        match.update(_in("hall", scope.halls))
+    elif scope.kind == "department" and scope.departments is not None:
+        match.update(_in("department", scope.departments))
+    elif scope.city is not None:
         match["city"] = scope.city
     rows = await _rows(store, "complaints", [
         {"$match": match},
@@ -277,15 +284,15 @@ def scope_for(
         city_halls = [c for c, h in halls.items() if h.get("city") == code]
         depts = [c for c, d in departments.items() if str(d.get("region", ""))[:4] == code[:4]]
         return Scope(code, halls=city_halls, devices=[d for h in city_halls for d in devices_by_hall.get(h, [])],
-                     departments=depts, city=code)  # fmt: skip
+                     departments=depts, city=code, kind="city")  # fmt: skip
     if kind == "hall":
         hall = halls.get(code, {})
         city = str(hall.get("city", ""))
         items = sorted({i for w in hall.get("windows", []) for i in w.get("items", [])})
         depts = [c for c, d in departments.items() if str(d.get("region", ""))[:4] == city[:4]]
         return Scope(str(hall.get("name", code)), halls=[code], devices=list(devices_by_hall.get(code, [])),
-                     departments=depts, items=items, city=city)  # fmt: skip
+                     departments=depts, items=items, city=city, kind="hall")  # fmt: skip
     if kind == "department":
         return Scope(str(departments.get(code, {}).get("name", code)), halls=[], devices=[], departments=[code],
-                     city=str(departments.get(code, {}).get("region", ""))[:4] + "00")  # fmt: skip
+                     city=str(departments.get(code, {}).get("region", ""))[:4] + "00", kind="department")  # fmt: skip
     raise InvalidInput("figures.place_invalid", "统计范围不正确")
