@@ -19,7 +19,16 @@ from typing import Any
 import segno
 
 from web.base import APIHandler, HTMLHandler
-from yiwang import catalog, checklist_print, devices, kiosk_agents, kiosk_desk, kiosk_events, kiosk_sessions
+from yiwang import (
+    catalog,
+    checklist_print,
+    copy_pickup,
+    devices,
+    kiosk_agents,
+    kiosk_desk,
+    kiosk_events,
+    kiosk_sessions,
+)
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, YiwangError
 from yiwang.identity import mask_name, mask_number
 from yiwang.kiosk_sessions import KioskSession
@@ -255,7 +264,21 @@ class CertificatePage(KioskPage):
     async def get(self, certificate_id: str) -> None:
         session = self.require_session()
         view = await kiosk_desk.open_certificate(self.services, session, self.require_device(), certificate_id)
-        self.render_page("kiosk/certificate.html", cert=screen_view(view), purposes=PRINT_PURPOSES, redeemed=None)
+        self.render_page("kiosk/certificate.html", cert=screen_view(view), purposes=PRINT_PURPOSES, redeemed=None,
+                         pickup=session.mode == "resident")
+
+
+class CertificatePickupPage(KioskPage):
+    """存到手机: a single-use QR (``YWP1:``, 120 s, no personal data) that the holder scans with the
+    mini-program; the page long-polls ``/kiosk/api/pickups/<id>/wait`` and shows 已存到手机."""
+
+    async def post(self, certificate_id: str) -> None:
+        session = self.require_session()
+        offer = await copy_pickup.offer(self.services, session, self.require_device(), certificate_id,
+                                        self.get_body_argument("purpose", ""))
+        self.set_header("Cache-Control", "no-store")
+        self.render_page("kiosk/certificate_pickup.html", offer=offer, qr=qr_svg(offer["qr_text"], 8),
+                         certificate_id=certificate_id)
 
 
 class CertificatePrintPdf(KioskPage):
@@ -407,6 +430,26 @@ class ConsentWaitHandler(KioskAPI):
         self.set_header("Cache-Control", "no-store")
         self._waiting = asyncio.ensure_future(
             kiosk_sessions.await_consent_identification(self.services, device, consent_session_id))
+        try:
+            result = await self._waiting
+        except asyncio.CancelledError:  # the page went away: nobody to answer
+            return
+        self.write_json(result)
+
+    def on_connection_close(self) -> None:
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+
+class PickupWaitHandler(KioskAPI):
+    """Long-poll (≤ 25 s) for 存到手机: ``{"status": "waiting"}`` or ``{"status": "picked_up", …}``."""
+
+    _waiting: asyncio.Task[dict[str, Any]] | None = None
+
+    async def get(self, pickup_id: str) -> None:
+        device = self.require_device()
+        self.set_header("Cache-Control", "no-store")
+        self._waiting = asyncio.ensure_future(copy_pickup.wait_for_pickup(self.services, device, pickup_id))
         try:
             result = await self._waiting
         except asyncio.CancelledError:  # the page went away: nobody to answer

@@ -10,6 +10,7 @@ from yiwang import (
     applications,
     complaints,
     consent,
+    copy_pickup,
     display_codes,
     evaluations,
     kiosk_agents,
@@ -180,6 +181,32 @@ class ConsentReleaseHandler(MobileHandler):
         body = self.json_body()
         result = await consent.release_to_session(self.services, index, body.get("code"), body.get("certificate_ids"))
         self.write_json(result)
+
+
+class CopyPickupHandler(MobileHandler):
+    """存到手机: the holder scanned a kiosk's ``YWP1:`` code; the annotated copy goes to their wallet."""
+
+    async def post(self) -> None:
+        index = self.resident_index(LEVEL_CERTIFICATES)
+        code = self.json_body().get("code")
+        self.write_json(await copy_pickup.claim(self.services, index, self.principal.actor, code), 201)
+
+
+class CopiesHandler(MobileHandler):
+    async def get(self) -> None:
+        index = self.resident_index(LEVEL_CERTIFICATES)
+        self.write_json({"copies": await copy_pickup.copies_of(self.services, index)})
+
+
+class CopyImageHandler(MobileHandler):
+    async def get(self, copy_id: str) -> None:
+        index = self.resident_index(LEVEL_CERTIFICATES)
+        fmt = self.get_query_argument("format", "png")
+        content_type, data = await copy_pickup.copy_file(self.services, index, self.principal.actor, copy_id, fmt)
+        self.set_header("Content-Type", content_type)
+        self.set_header("Content-Disposition", "inline")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(data)
 
 
 # ---- uploads and applications -----------------------------------------------------------

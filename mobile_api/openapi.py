@@ -293,6 +293,24 @@ AUTHORISATION = obj(
     ["id", "items", "until", "status"],
 )
 
+COPY = obj(
+    {
+        "id": {"type": "string"},
+        "certificate_id": {"type": "string"},
+        "certificate_name": {"type": "string"},
+        "identifier": {"type": "string", "description": "证照标识"},
+        "made_at": {**DATETIME, "description": "制作时间（UTC）"},
+        "made_by": obj(
+            {"kind": {"type": "string"}, "label": {"type": "string", "description": "制作者（自助终端名称）"}}
+        ),
+        "purpose": {"type": "string", "description": "制作事由"},
+        "valid_until": {**DATETIME, "description": "有效期截止（UTC）"},
+        "watermark": {"type": "string", "description": "水印文字：仅供办理××使用 日期"},
+        "expired": {"type": "boolean"},
+    },
+    ["id", "certificate_id", "made_at", "made_by", "purpose", "valid_until", "watermark", "expired"],
+)
+
 SCHEMAS: dict[str, Schema] = {
     "Error": ERROR,
     "Account": ACCOUNT,
@@ -307,6 +325,7 @@ SCHEMAS: dict[str, Schema] = {
     "Evaluation": EVALUATION,
     "Complaint": COMPLAINT,
     "Authorisation": AUTHORISATION,
+    "Copy": COPY,
 }
 
 ERROR_TEXT = {
@@ -630,6 +649,56 @@ def build() -> dict[str, Any]:
                 level=3,
                 errors=("400", "404", "409", "410"),
                 tags=("证照",),
+            )
+        },
+        "/copies/pickup": {
+            "post": op(
+                "存到手机：扫描自助终端上的二维码（YWP1:…），把终端制作的加注件保存到本人账号",
+                obj({"copy": ref("Copy"), "certificate": ref("Certificate")}, ["copy", "certificate"]),
+                status="201",
+                body=obj({"code": {"type": "string", "description": "终端二维码内容 YWP1:…"}}, ["code"]),
+                level=3,
+                errors=("400", "404", "409", "410"),
+                tags=("证照",),
+                description="二维码 120 秒内有效、只能使用一次。只有证照持有人本人（账号实名绑定的号码即证照持证人）"
+                "才能保存：其他账号扫码 → 403 copy_pickup.not_holder，二维码不作废。格式不对 → 400 "
+                "copy_pickup.code_invalid；不存在 → 404 copy_pickup.unknown；已使用 → 409 copy_pickup.used；"
+                "已过期 → 410 copy_pickup.expired；终端上的服务已结束 → 410 copy_pickup.session_ended；"
+                "证照已不是有效状态 → 410 certificate.revoked。",
+            )
+        },
+        "/copies": {
+            "get": op(
+                "我存到手机的加注件（新的在前；expired 为已过有效期）",
+                _list("copies", ref("Copy")),
+                level=3,
+                errors=(),
+                tags=("证照",),
+            )
+        },
+        "/copies/{copy_id}/image": {
+            "get": op(
+                "下载存到手机的加注件：png 为证面（带水印与核验码），pdf 为 A4 打印件（含加注信息）；查看留痕",
+                None,
+                params=[
+                    path_param("copy_id", "加注件 id"),
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["png", "pdf"], "default": "png"},
+                    },
+                ],
+                level=3,
+                errors=("400", "404", "410"),
+                tags=("证照",),
+                raw_ok={
+                    "description": "加注件文件",
+                    "content": {
+                        "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}},
+                        "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}},
+                    },
+                },
             )
         },
         "/uploads": {

@@ -794,7 +794,7 @@ def new_copy(
         "made_by": redeemer.as_dict(),
         "purpose": purpose,
         "valid_until": made_at + dt.timedelta(days=valid_days),
-        "via": via,  # display_code | consent
+        "via": via,  # display_code | consent | holder_present | kiosk_pickup
         "watermark": watermark_text(purpose, made_at),
     }
 
@@ -852,6 +852,7 @@ async def record_access(
 
 
 ACTION_LABELS = {"copy": "出示并制作加注件", "verify": "核验证照状态"}
+COPY_LABELS = {"kiosk_pickup": "在自助终端制作加注件并存到本人手机"}
 
 
 async def access_history(
@@ -871,7 +872,7 @@ async def access_history(
             {
                 "at": copy["made_at"],
                 "action": "copy",
-                "action_label": ACTION_LABELS["copy"],
+                "action_label": COPY_LABELS.get(copy.get("via", ""), ACTION_LABELS["copy"]),
                 "who": {"kind": copy["made_by"]["kind"], "label": copy["made_by"]["label"]},
                 "who_kind_label": KIND_LABELS.get(copy["made_by"]["kind"], copy["made_by"]["kind"]),
                 "purpose": copy["purpose"],
@@ -938,10 +939,17 @@ async def load_demo_certificates(services: Services) -> int:
 
 
 async def make_copy_for_holder(
-    services: Services, holder_index: str, certificate_id: str, redeemer: Redeemer, purpose: Any
+    services: Services,
+    holder_index: str,
+    certificate_id: str,
+    redeemer: Redeemer,
+    purpose: Any,
+    *,
+    via: str = "holder_present",
 ) -> Document:
     """An annotated copy made in the holder's presence (e.g. printed at a kiosk after
-    identification): recorded like any other copy, returned for rendering."""
+    identification, or saved to the holder's phone: ``via="kiosk_pickup"``): recorded
+    like any other copy, returned for rendering."""
     purpose_text = clean_purpose(purpose)
     doc = await holder_certificate(services.store, holder_index, certificate_id)
     status = effective_status(doc)
@@ -951,7 +959,7 @@ async def make_copy_for_holder(
         raise Gone(
             "certificate.revoked", f"该证照当前状态为「{STATUS_LABELS.get(status, status)}」", detail={"status": status}
         )
-    copy = new_copy(doc, redeemer, purpose_text, "holder_present")
+    copy = new_copy(doc, redeemer, purpose_text, via)
     await services.store["certificate_copies"].insert_one(copy)
     await audit.record(
         services.store,
@@ -961,6 +969,6 @@ async def make_copy_for_holder(
         channel=redeemer.channel,
         purpose=purpose_text,
         on_behalf_of=holder_index[:16],
-        detail={"copy": copy["_id"], "via": "holder_present"},
+        detail={"copy": copy["_id"], "via": via},
     )
     return copy

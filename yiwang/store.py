@@ -53,6 +53,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "certificate_copies": [
         IndexModel([("certificate_id", ASCENDING), ("made_at", DESCENDING)], name="cert_made"),
         IndexModel([("made_at", ASCENDING)], name="made_at"),  # console figures
+        IndexModel([("holder_index", ASCENDING), ("made_at", DESCENDING)], name="holder_made"),  # 存到手机 wallet
     ],
     "display_codes": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl")],
     "consent_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl")],
@@ -107,6 +108,10 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "kiosk_agent_sign_ins": [
         IndexModel([("token_digest", ASCENDING)], unique=True, name="token_unique"),
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=600, name="expires_ttl"),
+    ],
+    "copy_pickups": [  # 存到手机 (yiwang/copy_pickup.py); expired codes answer 410 for an hour, then go
+        IndexModel([("token_digest", ASCENDING)], unique=True, name="token_unique"),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl"),
     ],
     "kiosk_events": [
         IndexModel([("hall", ASCENDING), ("at", DESCENDING)], name="hall_at"),

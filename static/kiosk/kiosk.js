@@ -44,6 +44,7 @@
     if (!state) return;
     if (state.socket) { try { state.socket.close(); } catch (e) { /* closed */ } }
     if (state.consentWait) { try { state.consentWait.abort(); } catch (e) { /* done */ } }
+    if (state.pickupWait) { try { state.pickupWait.abort(); } catch (e) { /* done */ } }
     state = null;
     document.cookie = "kiosk_elderly=; path=/; max-age=0";
     document.title = "政务服务自助终端";
@@ -222,6 +223,36 @@
     };
     waitFor();
   }
+  /* ---- 存到手机: long-poll until the holder's phone has picked the copy up ---- */
+  var pickup = $("#pickup");
+  if (pickup && pickup.getAttribute("data-wait")) {
+    var pickupUrl = pickup.getAttribute("data-wait");
+    var pickupStatus = $("#pickup-status");
+    var pickupEnd = function (doneShown, text) {
+      pickup.hidden = true;
+      $(doneShown).hidden = false;
+      pickupStatus.textContent = text;
+    };
+    var pickupFor = function () {
+      if (!state) return;
+      state.pickupWait = new AbortController();
+      fetch(pickupUrl, { credentials: "same-origin", headers: { "Accept": "application/json" }, signal: state.pickupWait.signal })
+        .then(function (r) {
+          if (r.status === 410 || r.status === 404) { pickupEnd("#pickup-expired", "二维码已失效"); return null; }
+          if (!r.ok) throw new Error();
+          return r.json();
+        })
+        .then(function (b) {
+          if (!b || !state) return;
+          if (b.status !== "picked_up") { pickupFor(); return; }
+          pickupEnd("#pickup-done", "制作事由：" + b.purpose + "，请在“一网”小程序“我的加注件”中查看");
+          body.setAttribute("data-picked-up", "1");
+        })
+        .catch(function () { if (state) setTimeout(pickupFor, 2000); });
+    };
+    pickupFor();
+  }
+
   document.addEventListener("kiosk:identify_failed", function (e) {
     if (identifyStatus) identifyStatus.textContent = e.detail.message || "识别失败，请重新放置身份证";
   });
