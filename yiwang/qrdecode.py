@@ -16,7 +16,6 @@ Everything here blocks: call :func:`decode_upload` (offloaded) from async code.
 from __future__ import annotations
 
 import ctypes
-import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +23,12 @@ from PIL import Image, ImageFilter, ImageOps
 from pyzbar import wrapper as zw
 from pyzbar.pyzbar import ZBarSymbol
 
-from yiwang.errors import InvalidInput, TooLarge
+from yiwang.errors import TooLarge
+from yiwang.uploads import open_image
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
 
-Image.MAX_IMAGE_PIXELS = 40_000_000
 ZBAR_CFG_BINARY = 4
 MAX_UPLOAD_BYTES = 12 * 1024 * 1024
 MAX_SIDE = 1600  # bigger photos are scaled down first: zbar needs ~3 px per module, not 12
@@ -139,17 +138,10 @@ def decode_texts(image: Image.Image) -> list[str]:
 
 
 def open_upload(data: bytes) -> Image.Image:
-    """An uploaded photo as an upright image, or a clear 4xx."""
+    """An uploaded photo as an upright image, or a clear 4xx (the uploads module's safe decoder)."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise TooLarge("qr.image_too_large", "图片过大（最大 12 MB）")
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Image.DecompressionBombError:
-        raise TooLarge("qr.image_too_large", "图片尺寸过大") from None
-    except (OSError, ValueError, SyntaxError):
-        raise InvalidInput("qr.image_invalid", "无法识别的图片") from None
-    return ImageOps.exif_transpose(image) or image
+    return open_image(data)
 
 
 def decode_bytes(data: bytes) -> list[str]:

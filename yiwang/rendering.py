@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from yiwang.certificates import Redeemer
     from yiwang.runtime import Services
 
-Image.MAX_IMAGE_PIXELS = 40_000_000
 DPI = 300
 CARD_MM = (85.6, 54.0)
 CARD_PX = (round(CARD_MM[0] / 25.4 * DPI), round(CARD_MM[1] / 25.4 * DPI))  # 1011 × 638
