@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import tornado.web
+from pymongo import AsyncMongoClient, monitoring
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
@@ -40,6 +41,22 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 PEOPLE = 20
 PREFIX = "/api/mobile/v1"
 SS_CARD = "002008101001"
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts the database commands (round trips) the server sends."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 class Bare(tornado.web.RequestHandler):
@@ -79,6 +96,16 @@ async def drive(request: Request, seconds: float, clients: int) -> tuple[float, 
         await asyncio.gather(*(client(n) for n in range(clients)))
         elapsed = time.perf_counter() - started
     return len(latencies) / elapsed, latencies, errors
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def p(values: list[float], q: float) -> float:
@@ -154,7 +181,9 @@ async def run() -> None:
             "DEMO_DATA": "0",
         }
     )
-    store = Store.connect(uri, "bench_mobile")
+    commands = CommandCounter()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True, event_listeners=[commands])
+    store = Store(client, "bench_mobile")
     services = await open_services(config, store=store)
     try:
         users = await seed(services)
@@ -198,7 +227,11 @@ async def run() -> None:
 
         await drive(bare, 1.0, CLIENTS)  # warm-up
         base_rps, base_lat, _ = await drive(bare, SECONDS / 2, CLIENTS)
+        commands.count = 0
+        db_cpu = process_cpu_seconds(embedded.pid)
         rps, lat, errors = await drive(mixed, SECONDS, CLIENTS)
+        per_request = commands.count / max(1, len(lat))
+        db_ms = (process_cpu_seconds(embedded.pid) - db_cpu) * 1000 / max(1, len(lat))
         bare_server.stop()
         app_server.stop()
         print(f"clients {CLIENTS}, {SECONDS:.0f} s mixed traffic (70% reads, 20% certificates, 10% submissions)")
@@ -206,6 +239,8 @@ async def run() -> None:
         print(f"bare Tornado JSON handler: {base_rps:9.1f} req/s  p50 {base_p50:7.1f} ms  p99 {base_p99:7.1f} ms")
         print(f"mobile API mixed:          {rps:9.1f} req/s  p50 {p(lat, 50):7.1f} ms  p99 {p(lat, 99):7.1f} ms")
         print(f"throughput ratio mobile/bare: {rps / base_rps:.3f}   server errors: {errors}")
+        print(f"database commands per request: {per_request:.2f} (all kinds, background jobs included)")
+        print(f"embedded database CPU per request: {db_ms:.2f} ms (less sensitive to other load than req/s)")
         for kind, values in sorted(by_kind.items()):
             print(f"  {kind:20} {len(values):6} requests  p50 {p(values, 50):7.1f} ms  p99 {p(values, 99):7.1f} ms")
         print(end="", flush=True)

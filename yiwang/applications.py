@@ -366,7 +366,7 @@ async def create(
         "invited_at": None,
     }
     await services.store["applications"].insert_one(doc)
-    await audit.record(
+    recorded = audit.record(
         services.store,
         applicant.actor,
         f"application.{status}",
@@ -375,8 +375,10 @@ async def create(
         on_behalf_of=applicant.index if applicant.agent else None,
         detail={"item": item["code"]},
     )
-    if submit:
-        await _notify(services, doc)
+    if submit:  # the audit entry and the notice are independent: one round trip of waiting, not two
+        await asyncio.gather(recorded, _notify(services, doc))
+    else:
+        await recorded
     return doc, False
 
 

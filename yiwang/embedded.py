@@ -29,6 +29,11 @@ class EmbeddedMongo:
         self.uri = ""
         self._process: subprocess.Popen[str] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (for benchmarks reading its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self, timeout: float = 30.0) -> str:
         args = [sys.executable, "-m", "yiwang.embedded", "--port", str(self.port)]
         if self.path is not None:
