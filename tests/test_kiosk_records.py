@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_asyncio
 
 from tests.kiosk_support import RESIDENT, enrolled_kiosk
@@ -68,3 +69,26 @@ async def test_a_scenario_walk_and_a_print_show_up_in_the_figures(demo: Services
     assert other == []
     event = await demo.store["kiosk_events"].find_one({})
     assert set(event) == {"_id", "hall", "kind", "mode", "at"}
+
+
+async def test_an_agent_session_never_shows_the_residents_certificates(demo: Services) -> None:
+    from yiwang import kiosk_desk
+    from yiwang.errors import Forbidden
+    from yiwang.kiosk_sessions import KioskSession
+
+    holder = number_index(demo.cipher, OneNumber("person", RESIDENT["id_number"]))
+    cert = (await certificates.list_for_holder(demo.store, holder))[0]
+    # The resident's card has authorised the agent: the session knows the resident, but the agent is at the screen.
+    session = KioskSession(
+        id="s", device="d", hall="gz-th-center", mode="agent", resident_index=holder, resident_id="r",
+        masked_name="李*", masked_number="440106********3318", agent_code="agent-1", agent_label="何**",
+    )  # fmt: skip
+    device = object()  # refused before the device is used
+    with pytest.raises(Forbidden) as listing:
+        await kiosk_desk.visible_certificates(demo, session, device)  # type: ignore[arg-type]
+    with pytest.raises(Forbidden):
+        await kiosk_desk.open_certificate(demo, session, device, cert["id"])  # type: ignore[arg-type]
+    with pytest.raises(Forbidden):
+        await kiosk_desk.print_certificate(demo, session, device, cert["id"], "资格审核")  # type: ignore[arg-type]
+    assert listing.value.code == "kiosk.holder_only"
+    assert await demo.store["certificate_copies"].count_documents({}) == 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from yiwang import audit, certificates, kiosk_events, rendering
-from yiwang.errors import NotFound
+from yiwang.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
     from yiwang.devices import Device
@@ -29,15 +29,25 @@ def _on_behalf(session: KioskSession) -> str | None:
     return f"resident:{session.resident_id}" if session.mode == "agent" else None
 
 
-def _require_visible(session: KioskSession, certificate_id: str) -> None:
+def _require_holder_present(session: KioskSession) -> str:
+    """Certificates are shown only to their holder: never in agent mode, where the
+    agent sees only what the authorised item needs (filled in by the server)."""
+    if session.mode != "resident" or session.resident_index is None:
+        raise Forbidden("kiosk.holder_only", "证照仅限持证人本人查看和打印")
+    return session.resident_index
+
+
+def _require_visible(session: KioskSession, certificate_id: str) -> str:
+    holder_index = _require_holder_present(session)
     if session.released is not None and certificate_id not in session.released:
         raise NotFound("certificate.not_found", "找不到该证照")
+    return holder_index
 
 
 async def visible_certificates(services: Services, session: KioskSession, device: Device) -> list[dict[str, Any]]:
     """The holder's certificates this session may show (all, or those released by 扫码取证); audited."""
-    assert session.resident_index is not None
-    certs = await certificates.list_for_holder(services.store, session.resident_index)
+    holder_index = _require_holder_present(session)
+    certs = await certificates.list_for_holder(services.store, holder_index)
     if session.released is not None:
         certs = [c for c in certs if c["id"] in session.released]
     await audit.record(services.store, device.actor, "kiosk.certificates_listed", f"resident:{session.resident_id}",
@@ -48,9 +58,8 @@ async def visible_certificates(services: Services, session: KioskSession, device
 async def open_certificate(
     services: Services, session: KioskSession, device: Device, certificate_id: str
 ) -> dict[str, Any]:
-    assert session.resident_index is not None
-    _require_visible(session, certificate_id)
-    return await certificates.open_for_holder(services, session.resident_index, certificate_id, channel="kiosk")
+    holder_index = _require_visible(session, certificate_id)
+    return await certificates.open_for_holder(services, holder_index, certificate_id, channel="kiosk")
 
 
 async def print_certificate(
@@ -59,11 +68,9 @@ async def print_certificate(
     """Record an annotated copy made by this kiosk for ``purpose`` and render it as an A4 PDF."""
     from yiwang.devices import redeemer_for
 
-    assert session.resident_index is not None
-    _require_visible(session, certificate_id)
+    holder_index = _require_visible(session, certificate_id)
     redeemer = redeemer_for(device)
-    copy = await certificates.make_copy_for_holder(services, session.resident_index, certificate_id, redeemer,
-                                                   purpose)
+    copy = await certificates.make_copy_for_holder(services, holder_index, certificate_id, redeemer, purpose)
     pdf = await rendering.copy_image(services, copy["_id"], redeemer, "pdf")
     await audit.record(services.store, device.actor, "certificate.print", certificate_id, channel="kiosk",
                        purpose=copy["purpose"], detail={"hall": device.hall, "copy": copy["_id"]},
