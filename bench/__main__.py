@@ -1,6 +1,7 @@
-"""Run benchmark modules: `python -m bench` (all) or `python -m bench certificates …`.
+"""Run benchmarks: `python -m bench` (all, default settings) or
+`python -m bench NAME [options…]` (one, with its own options, e.g. `devices --devices 500`).
 
-Each module exposes `main() -> None`."""
+Each module exposes `main() -> None` and reads its options from `sys.argv`."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ def all_modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
 
 
-def run(names: list[str]) -> None:
-    for name in names or all_modules():
-        print(f"== bench.{name}", flush=True)
-        importlib.import_module(f"bench.{name}").main()
+def run_one(name: str, options: list[str]) -> None:
+    print(f"== bench.{name}", flush=True)
+    sys.argv = [f"bench.{name}", *options]
+    importlib.import_module(f"bench.{name}").main()
 
 
 if __name__ == "__main__":
-    run(sys.argv[1:])
+    if len(sys.argv) > 1:
+        run_one(sys.argv[1], sys.argv[2:])
+    else:
+        for module in all_modules():
+            run_one(module, [])

@@ -1,6 +1,6 @@
 """Console dashboards: time each figures table on generated data.
 
-    python -m bench.console                 # small: 30 days × 100 applications/day (embedded DB)
+    python -m bench console                 # small: 7 days × 40 applications/day (embedded DB)
     python -m bench.console --days 365 --per-day 300 --mongodb-uri mongodb://localhost:27017
                                             # a year for a city: use a real MongoDB, the target
 
@@ -58,8 +58,8 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--per-day", type=int, default=100)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--per-day", type=int, default=40)
     parser.add_argument("--mongodb-uri", default="")
     asyncio.run(run(parser.parse_args()))
 
