@@ -737,6 +737,21 @@ async def list_for_holder(store: Store, holder_index: str, *, include_history: b
     return [summary(doc) async for doc in cursor]
 
 
+async def expiring(store: Store, first_day: str, last_day: str, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Valid current certificates whose validity ends between two ISO dates (inclusive), soonest first:
+    id, name, holder index and end date only."""
+    cursor = store["certificates"].find(
+        {"status": "valid", "valid_until": {"$gte": first_day, "$lte": last_day}},
+        {"_id": 1, "name": 1, "holder.index": 1, "valid_until": 1},
+        sort=[("valid_until", 1), ("_id", 1)],
+        limit=limit,
+    )
+    return [
+        {"id": d["_id"], "name": d["name"], "holder_index": d["holder"]["index"], "valid_until": d["valid_until"]}
+        async for d in cursor
+    ]
+
+
 async def holder_certificate(store: Store, holder_index: str, certificate_id: str) -> Document:
     """The stored document if it is the holder's; NotFound for anybody else's ids."""
     doc = await get_certificate(store, certificate_id)

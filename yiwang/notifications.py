@@ -8,7 +8,8 @@ one), sends them through wechatpy off the loop, and retries failures with
 exponential backoff; the transition that queued a message never waits for it.
 
 The sender also runs the periodic jobs of the mobile side: evaluation
-invitations 3 days after completion (``yiwang.evaluations``).
+invitations 3 days after completion (``yiwang.evaluations``) and reminders of
+certificates about to lapse (``yiwang.reminders``).
 """
 
 from __future__ import annotations
@@ -185,8 +186,10 @@ class Sender:
                 if loop.time() - self._last_jobs >= JOBS_EVERY_SECONDS:
                     self._last_jobs = loop.time()
                     from yiwang.evaluations import send_due_invitations
+                    from yiwang.reminders import push_expiry_reminders
 
                     await send_due_invitations(self._services)
+                    await push_expiry_reminders(self._services)
             except asyncio.CancelledError:
                 raise
             except Exception:

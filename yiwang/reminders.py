@@ -7,11 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from pymongo.errors import DuplicateKeyError
+
 from yiwang import certificates
+from yiwang.accounts import accounts_for_person
 from yiwang.applications import COMPLETED, list_for_applicant, view
 from yiwang.errors import NotFound
 from yiwang.people import companies_represented_by
-from yiwang.timeutil import local_today
+from yiwang.timeutil import local_today, utcnow
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -98,3 +101,33 @@ async def company_page(services: Services, person_index: str, company_id: str) -
         "certificates": certs,
         "reminders": certificate_reminders(certs) + application_reminders(apps),
     }
+
+
+async def push_expiry_reminders(services: Services, today: dt.date | None = None) -> int:
+    """Push a WeChat reminder to the holder of each certificate that comes within 90, then within
+    30, days of lapsing: once per certificate and window, whichever process runs the job first."""
+    from yiwang.notifications import enqueue
+
+    today = today or local_today()
+    last_day = today + dt.timedelta(days=max(EXPIRY_WINDOWS))
+    pushed = 0
+    for cert in await certificates.expiring(services.store, today.isoformat(), last_day.isoformat()):
+        days = (dt.date.fromisoformat(cert["valid_until"]) - today).days
+        window = min(w for w in EXPIRY_WINDOWS if days <= w)
+        try:  # the claim: one reminder per certificate and window, across processes
+            await services.store["expiry_reminders"].insert_one(
+                {"_id": f"{cert['id']}:{window}", "certificate": cert["id"], "window": window, "at": utcnow()}
+            )
+        except DuplicateKeyError:
+            continue
+        for account in await accounts_for_person(services, cert["holder_index"]):
+            queued = await enqueue(
+                services,
+                account["_id"],
+                "certificate_expiry",
+                {"thing1": cert["name"], "date2": cert["valid_until"], "thing3": f"还有 {days} 天到期，请及时换证"},
+                f"pages/certificates/detail?id={cert['id']}",
+                cert["id"],
+            )
+            pushed += int(queued)
+    return pushed

@@ -47,6 +47,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
         IndexModel([("holder.index", ASCENDING), ("status", ASCENDING)], name="holder_status"),
         IndexModel([("identifier", ASCENDING)], unique=True, name="identifier_unique"),
         IndexModel([("type", ASCENDING), ("issuer", ASCENDING), ("number", ASCENDING)], name="type_issuer_number"),
+        IndexModel([("status", ASCENDING), ("valid_until", ASCENDING)], name="status_valid_until"),
     ],
     "certificate_history": [IndexModel([("certificate_id", ASCENDING), ("version", ASCENDING)], name="cert_version")],
     "certificate_access": [IndexModel([("certificate_id", ASCENDING), ("at", DESCENDING)], name="cert_at")],
@@ -84,6 +85,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86400, name="created_ttl")],
     "uploads": [IndexModel([("owner", ASCENDING)], name="owner")],
     "notifications": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")],
+    "expiry_reminders": [],
     "evaluations": [IndexModel([("created_at", ASCENDING)], name="created_at")],  # console figures
     "rectifications": [],
     "complaints": [
