@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from web.base import HTMLHandler
 from yiwang import audit, console_accounts
+from yiwang.catalog import region_name
 from yiwang.console_accounts import ConsoleUser, Place, Session
 from yiwang.crypto import constant_time_equal, random_token
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated
@@ -28,6 +29,7 @@ class ConsoleHandler(HTMLHandler):
     session: Session | None = None
     user: ConsoleUser | None = None
     _login_csrf: str | None = None
+    place_label = ""
 
     async def prepare(self) -> None:  # type: ignore[override]
         super().prepare()
@@ -40,6 +42,7 @@ class ConsoleHandler(HTMLHandler):
         self.session = await console_accounts.load_session(store, raw.decode() if raw else None)
         if self.session is not None and self.session.stage == "ok":
             self.user = await console_accounts.get_user(store, self.session.user_id)
+        self.place_label = await self._place_label() if self.user is not None else ""
         if self.request.method not in SAFE_METHODS:
             self.check_csrf()
         if self.login_required and self.user is None:
@@ -142,22 +145,41 @@ class ConsoleHandler(HTMLHandler):
             user=self.user,
             csrf_token=self.csrf_token(),
             nav=self.nav_items(),
+            place_label=self.place_label,
         )
         return context
 
+    # Each menu entry with the action its page is for (None: every account).
+    NAV: tuple[tuple[str, str, str | None], ...] = (
+        ("/console/", "概览", None),
+        ("/console/notices", "公告与横幅", "content.view"),
+        ("/console/halls", "大厅信息", "hall.edit"),
+        ("/console/catalog", "事项目录", "catalog.view"),
+        ("/console/scenarios", "场景导航", "scenario.edit"),
+        ("/console/fleet", "设备", "fleet.view"),
+        ("/console/figures", "数据统计", "figures.view"),
+        ("/console/account", "账号安全", None),
+    )
+
     def nav_items(self) -> list[tuple[str, str]]:
-        if self.user is None:
+        """Only the pages this account's role is for (the pages themselves still authorise)."""
+        user = self.user
+        if user is None:
             return []
-        return [
-            ("/console/", "概览"),
-            ("/console/notices", "公告与横幅"),
-            ("/console/halls", "大厅信息"),
-            ("/console/catalog", "事项目录"),
-            ("/console/scenarios", "场景导航"),
-            ("/console/fleet", "设备"),
-            ("/console/figures", "数据统计"),
-            ("/console/account", "账号安全"),
-        ]
+        return [(href, label) for href, label, action in self.NAV
+                if action is None or console_accounts.role_may(user, action)]  # fmt: skip
+
+    async def _place_label(self) -> str:
+        """Where the account works, for the header: 广东省, 广州市, a hall's or a department's name."""
+        user = self.current
+        place = user.home_place
+        if place.kind in ("province", "city"):
+            return region_name(place.code)
+        snapshot = await self.services.catalog.snapshot()
+        if place.kind == "hall":
+            names = [str(snapshot.halls.get(code, {}).get("name", code)) for code in user.halls]
+            return "、".join(names)
+        return str(snapshot.departments.get(place.code, {}).get("name", place.code))
 
 
 def parse_local_datetime(value: str, field: str) -> dt.datetime | None:

@@ -24,7 +24,16 @@ class CatalogList(ConsoleHandler):
         query = self.get_argument("q", "").strip()[:50]
         if query:
             items = await self.services.catalog.search(query, limit=100)
-        self.render_page("console/catalog.html", items=items, q=query)
+        self.render_page("console/catalog.html", items=items, q=query, region=await self.local_region())
+
+    async def local_region(self) -> str:
+        """The city whose local implementation this account sees: its own, or its hall's; none for the province."""
+        user = self.current
+        if user.role == "city":
+            return user.region
+        if user.halls:
+            return str((await self.halls()).get(user.halls[0], {}).get("city", ""))
+        return ""
 
 
 class CatalogItem(CatalogList):

@@ -45,6 +45,17 @@ async def test_home_and_hall_pages_show_each_account_its_own_scope(
         "gz_admin": (["广州市天河区政务服务中心", "广州市越秀区政务服务中心"], ["深圳市福田区政务服务中心"]),
         "th_hall": (["广州市天河区政务服务中心"], ["广州市越秀区政务服务中心", "深圳市福田区政务服务中心"]),
     }
+    # The menu holds only what the role is for; the header names the role and the place.
+    menus = {
+        "gd_admin": ["概览", "公告与横幅", "大厅信息", "事项目录", "场景导航", "设备", "数据统计", "账号安全"],
+        "gz_admin": ["概览", "公告与横幅", "大厅信息", "事项目录", "设备", "数据统计", "账号安全"],
+        "th_hall": ["概览", "公告与横幅", "大厅信息", "事项目录", "设备", "数据统计", "账号安全"],
+    }
+    who = {
+        "gd_admin": "省级管理员 · 广东省",
+        "gz_admin": "市级管理员 · 广州市",
+        "th_hall": "大厅管理员 · 广州市天河区政务服务中心",
+    }
     pages: dict[str, Page] = {}
     for username, (shown, hidden) in expected.items():
         page = pages[username] = await page_factory()
@@ -55,7 +66,8 @@ async def test_home_and_hall_pages_show_each_account_its_own_scope(
             await expect(scope).to_contain_text(name)
         for name in hidden:
             await expect(scope).not_to_contain_text(name)
-        await expect(page.locator("header nav a")).to_have_count(8)
+        await expect(page.locator("header nav a")).to_have_text(menus[username])
+        await expect(page.locator("header .who")).to_contain_text(who[username])
         await screenshot(page, f"console-home-{username}")
 
     # Hall information: the hall manager sees only its hall, opens it and sees its hours and windows.
@@ -64,7 +76,7 @@ async def test_home_and_hall_pages_show_each_account_its_own_scope(
     await expect(manager.locator("h1")).to_have_text("大厅信息")
     await expect(manager.locator("table.grid tbody tr")).to_have_count(1)
     await screenshot(manager, "console-halls")
-    await manager.click("text=广州市天河区政务服务中心")
+    await manager.click("table.grid >> text=广州市天河区政务服务中心")
     await expect(manager.locator("h1")).to_have_text("广州市天河区政务服务中心")
     hall = await services.catalog.hall("gz-th-center")
     first_window = hall["windows"][0]
@@ -90,6 +102,8 @@ async def test_city_saves_a_promised_time_through_the_form_and_sees_the_new_vers
     await log_in(city, server, "gz_admin", "/console/catalog")
     await expect(city.locator("h1")).to_have_text("事项目录")
     await expect(city.locator("table.grid tbody tr")).to_have_count(58)
+    row = city.locator("table.grid tbody tr", has_text="出生登记（新生儿入户）")
+    await expect(row.locator("td").nth(4)).to_have_text("5 个工作日")  # no local value yet: the default
     await screenshot(city, "console-catalog")
     await city.fill("input[name=q]", "出生登记")
     await city.click("form.filters button")
@@ -104,11 +118,13 @@ async def test_city_saves_a_promised_time_through_the_form_and_sees_the_new_vers
     await expect(city.locator("input[name=promised_days]")).to_have_value("5")
     await city.fill("input[name=promised_days]", "3")
     await city.fill("input[name=note]", "材料齐全的当场受理")
-    await city.click("button:has-text('保存本地实施（440100）')")
+    await city.click("button:has-text('保存本地实施（广州市）')")
     await expect(city.locator("p.ok")).to_contain_text("已保存为新版本")
     await expect(city.locator("h1")).to_contain_text("版本 2")
-    await expect(city.locator("section.side")).to_contain_text("440100：承诺 3 个工作日 · 材料齐全的当场受理")
-    await expect(city.locator("section.side table tbody tr").first).to_contain_text("local:440100")
+    await expect(city.locator("section.side")).to_contain_text("广州市：承诺 3 个工作日 · 材料齐全的当场受理")
+    await expect(city.locator("section.side table tbody tr").first).to_contain_text("市级实施（广州市）")
+    await expect(city.locator("section.side table tbody tr").last).to_contain_text("种子数据")
+    await expect(city.locator("main")).not_to_contain_text("440100")
     await expect(city.locator("input[name=promised_days]")).to_have_value("3")
     await screenshot(city, "console-catalog-item-saved")
 
@@ -118,6 +134,11 @@ async def test_city_saves_a_promised_time_through_the_form_and_sees_the_new_vers
     await expect(city.locator("[role=alert]")).to_contain_text("承诺时限不能超过法定时限（20 个工作日）")
     await expect(city.locator("h1")).to_contain_text("版本 2")
     await screenshot(city, "console-catalog-item-refused")
+
+    # The list now shows the city's own promised time, not the province default.
+    await city.goto(server + "/console/catalog")
+    await expect(row.locator("td").nth(4)).to_have_text("3 个工作日 广州市")
+    await screenshot(city, "console-catalog-local")
     stored = await services.store["items"].find_one({"_id": ITEM})
     assert stored is not None and stored["version"] == 2 and stored["local"]["440100"]["promised_days"] == 3
 
@@ -200,6 +221,12 @@ async def test_account_security_switches_on_totp_and_the_next_login_asks_for_a_c
     await expect(page.locator("main")).to_contain_text("账号：th_hall · 角色：大厅管理员")
     secret = (await page.locator("code.secret").inner_text()).strip()
     assert re.fullmatch(r"[A-Z2-7]{32}", secret)
+    # The provisioning link is a QR code to scan, not text on the page (the secret stays, for typing in).
+    qr = page.locator("main figure.qr svg")
+    await expect(qr).to_be_visible()
+    assert (await qr.bounding_box() or {"width": 0})["width"] >= 150
+    await expect(page.locator("main")).not_to_contain_text("otpauth://")
+    assert "otpauth" not in await page.content()
     await screenshot(page, "console-account")
 
     await page.fill("input[name=code]", "000000" if pyotp.TOTP(secret).now() != "000000" else "111111")

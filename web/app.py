@@ -10,6 +10,7 @@ import jinja2
 import tornado.web
 
 from web.base import InFlight, NotFoundHandler, log_request
+from yiwang.catalog import region_name, version_source
 from yiwang.runtime import Services
 from yiwang.timeutil import format_local
 
@@ -28,6 +29,8 @@ def make_jinja() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["local_time"] = format_local
+    env.filters["region_name"] = region_name
+    env.filters["version_source"] = version_source
     return env
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +32,26 @@ CHANNELS = ("kiosk", "mobile", "window")
 
 def _read(name: str) -> Any:
     return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _region_names() -> dict[str, str]:
+    return {entry["code"]: entry["name"] for entry in _read("regions.json")}
+
+
+def region_name(code: str) -> str:
+    """广州市 for ``440100`` (the province and its 21 prefecture-level cities, data/regions.json); else the code."""
+    return _region_names().get(code, code)
+
+
+VERSION_SOURCES = {"seed": "种子数据", "standard": "省级标准", "local": "市级实施"}
+
+
+def version_source(change: str | None) -> str:
+    """A catalogue version's ``change`` in Chinese: 种子数据, 省级标准, 市级实施（广州市）."""
+    kind, _, region = (change or "seed").partition(":")
+    label = VERSION_SOURCES.get(kind, kind)
+    return f"{label}（{region_name(region)}）" if region else label
 
 
 async def bump_version(store: Store) -> None:
