@@ -232,7 +232,7 @@ class ItemPage(KioskPage):
     cacheable = True
 
     async def get(self, code: str) -> None:
-        item = await self.services.catalog.item(code)
+        item = catalog.localised(await self.services.catalog.item(code), self.hall.get("city"))
         windows = [w for w in self.hall.get("windows", []) if code in w.get("items", [])]
         self.render_page("kiosk/item.html", item=item, windows=windows)
 

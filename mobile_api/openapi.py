@@ -105,8 +105,20 @@ ITEM_DETAIL = {
                 ),
                 "form_schema": {"type": ["object", "null"], "description": "申请表 JSON Schema（2020-12）"},
                 "where_else": obj({"channels": arr({"type": "object"}), "halls": arr({"type": "object"})}),
+                "local_implementations": arr(
+                    obj(
+                        {
+                            "city": {"type": "string"},
+                            "city_name": {"type": "string"},
+                            "promised_days": {"type": "integer"},
+                            "fee": {"type": ["object", "null"]},
+                            "note": {"type": "string"},
+                        },
+                        ["city", "city_name", "promised_days"],
+                    )
+                ),
             },
-            ["conditions", "materials", "where_else"],
+            ["conditions", "materials", "where_else", "local_implementations"],
         ),
     ]
 }

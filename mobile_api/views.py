@@ -12,7 +12,7 @@ from typing import Any
 from yiwang import agents, certificates, evaluations, reminders
 from yiwang.accounts import Principal, account, account_view
 from yiwang.applications import Applicant
-from yiwang.catalog import CatalogSnapshot, hot_items, plan_scenario
+from yiwang.catalog import CatalogSnapshot, hot_items, plan_scenario, region_name
 from yiwang.catalog import item_summary as catalog_item_summary
 from yiwang.runtime import Services
 
@@ -90,6 +90,16 @@ def item_detail(item: Mapping[str, Any], snap: CatalogSnapshot) -> dict[str, Any
             "channels": [{"code": c, "name": CHANNEL_LABELS.get(c, c)} for c in item.get("channels", [])],
             "halls": halls,
         },
+        "local_implementations": [
+            {
+                "city": city,
+                "city_name": region_name(city),
+                "promised_days": int(local.get("promised_days", item.get("promised_days", 0))),
+                "fee": local.get("fee"),
+                "note": local.get("note", ""),
+            }
+            for city, local in sorted((item.get("local") or {}).items())
+        ],
     }
 
 

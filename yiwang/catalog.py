@@ -304,6 +304,20 @@ class Plan:
     notes: tuple[str, ...]
 
 
+def localised(item: Mapping[str, Any], city: str | None) -> dict[str, Any]:
+    """The item as it is done in ``city``: the province's standard with the city's local
+    implementation (promised time limit, fee where allowed, a note) laid over it."""
+    local = (item.get("local") or {}).get(city or "") or {}
+    result = dict(item)
+    if "promised_days" in local:
+        result["promised_days"] = int(local["promised_days"])
+    if "fee" in local:
+        result["fee"] = local["fee"]
+    if local.get("note"):
+        result["local_note"] = local["note"]
+    return result
+
+
 def validate_answers(scenario: Mapping[str, Any], answers: Mapping[str, Any]) -> dict[str, str]:
     """Every question answered with one of its options; nothing else."""
     problems: dict[str, str] = {}
@@ -347,7 +361,7 @@ def plan_scenario(
             windows_by_item.setdefault(code, []).append(window["number"])
     planned = []
     for code in ordered:
-        item = items[code]
+        item = localised(items[code], (hall or {}).get("city"))
         planned.append(
             PlannedItem(
                 code=code,
