@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import secrets
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
@@ -29,7 +28,8 @@ from yiwang import audit, certificates, display_codes
 from yiwang.certificates import Redeemer
 from yiwang.crypto import token_digest
 from yiwang.errors import Conflict, Gone, InvalidInput, NotFound
-from yiwang.timeutil import utcnow
+from yiwang.timeutil import as_utc, utcnow
+from yiwang.wakeups import WakeUps, wakeups
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -41,35 +41,8 @@ POLL_SECONDS = 0.5
 MAX_RELEASE = 10
 
 
-@dataclass
-class ConsentHub:
-    """In-process wake-ups for kiosks waiting on a session."""
-
-    events: dict[str, asyncio.Event] = field(default_factory=dict)
-
-    def event(self, session_id: str) -> asyncio.Event:
-        return self.events.setdefault(session_id, asyncio.Event())
-
-    def notify(self, session_id: str) -> None:
-        event = self.events.get(session_id)
-        if event is not None:
-            event.set()
-
-    async def aclose(self) -> None:
-        for event in self.events.values():
-            event.set()
-        self.events.clear()
-
-
-def hub(services: Services) -> ConsentHub:
-    found = services.extras.get("consent")
-    if found is None:
-        found = services.extras["consent"] = ConsentHub()
-    return found  # type: ignore[no-any-return]
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+def hub(services: Services) -> WakeUps:
+    return wakeups(services, "consent")
 
 
 def _digest_from_text(text: Any) -> str:
@@ -112,7 +85,7 @@ async def _session_by_code(services: Services, text: Any) -> Document:
         raise NotFound("consent.unknown", "取证码无效，请在终端上重新获取")
     if doc["status"] != "waiting":
         raise Conflict("consent.used", "该取证码已使用或会话已结束")
-    if _aware(doc["expires_at"]) <= utcnow():
+    if as_utc(doc["expires_at"]) <= utcnow():
         raise Gone("consent.expired", "取证码已过期，请在终端上重新获取")
     return doc
 
@@ -221,7 +194,7 @@ async def wait_for_release(
                 }
             if doc["status"] == "ended":
                 raise Gone("consent.ended", "取证会话已结束")
-            if _aware(doc["expires_at"]) <= utcnow():
+            if as_utc(doc["expires_at"]) <= utcnow():
                 raise Gone("consent.expired", "取证码已过期，请重新获取")
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -229,7 +202,7 @@ async def wait_for_release(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), min(POLL_SECONDS, remaining))
     finally:
-        hub(services).events.pop(session_id, None)
+        hub(services).forget(session_id)
 
 
 async def end_consent_session(services: Services, session_id: str, redeemer: Redeemer) -> None:

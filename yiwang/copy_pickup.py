@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import secrets
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
@@ -38,7 +37,8 @@ from yiwang import audit, certificates
 from yiwang.certificates import Redeemer
 from yiwang.crypto import token_digest
 from yiwang.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
-from yiwang.timeutil import utcnow
+from yiwang.timeutil import as_utc, utcnow
+from yiwang.wakeups import WakeUps, wakeups
 
 if TYPE_CHECKING:
     from yiwang.devices import Device
@@ -54,35 +54,8 @@ POLL_SECONDS = 0.5
 _BASE32 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
-@dataclass
-class PickupHub:
-    """In-process wake-ups for kiosk pages waiting on a pickup."""
-
-    events: dict[str, asyncio.Event] = field(default_factory=dict)
-
-    def event(self, pickup_id: str) -> asyncio.Event:
-        return self.events.setdefault(pickup_id, asyncio.Event())
-
-    def notify(self, pickup_id: str) -> None:
-        event = self.events.get(pickup_id)
-        if event is not None:
-            event.set()
-
-    async def aclose(self) -> None:
-        for event in self.events.values():
-            event.set()
-        self.events.clear()
-
-
-def hub(services: Services) -> PickupHub:
-    found = services.extras.get("copy_pickup")
-    if found is None:
-        found = services.extras["copy_pickup"] = PickupHub()
-    return found  # type: ignore[no-any-return]
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+def hub(services: Services) -> WakeUps:
+    return wakeups(services, "copy_pickup")
 
 
 def _digest_from_text(text: Any) -> str:
@@ -169,7 +142,7 @@ async def wait_for_pickup(
                 raise NotFound("copy_pickup.unknown", "找不到该存到手机请求")
             if doc["status"] == "picked_up" and doc.get("copy_id"):
                 return {"status": "picked_up", "purpose": doc["purpose"], "made_at": doc["picked_up_at"]}
-            if _aware(doc["expires_at"]) <= utcnow():
+            if as_utc(doc["expires_at"]) <= utcnow():
                 raise Gone("copy_pickup.expired", "二维码已过期，请重新生成")
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -177,7 +150,7 @@ async def wait_for_pickup(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), min(POLL_SECONDS, remaining))
     finally:
-        hub(services).events.pop(pickup_id, None)
+        hub(services).forget(pickup_id)
 
 
 # ---- the phone's side ----------------------------------------------------------------------
@@ -229,7 +202,7 @@ async def claim(services: Services, holder_index: str, actor: audit.Actor, code:
 async def _require_waiting(services: Services, doc: Document) -> None:
     if doc["status"] != "waiting":
         raise Conflict("copy_pickup.used", "该二维码已使用，请在自助终端上重新生成")
-    if _aware(doc["expires_at"]) <= utcnow():
+    if as_utc(doc["expires_at"]) <= utcnow():
         raise Gone("copy_pickup.expired", "二维码已过期，请在自助终端上重新生成")
     live = await services.store["kiosk_sessions"].find_one(
         {"_id": doc["kiosk_session"], "expires_at": {"$gt": utcnow()}}, projection={"_id": 1})
@@ -242,7 +215,7 @@ async def _require_waiting(services: Services, doc: Document) -> None:
 
 def wallet_view(copy: Document) -> dict[str, Any]:
     view = certificates.copy_view(copy)
-    view["expired"] = _aware(copy["valid_until"]) <= utcnow()
+    view["expired"] = as_utc(copy["valid_until"]) <= utcnow()
     return view
 
 

@@ -49,10 +49,6 @@ def _token_from_text(text: Any) -> str:
     return value
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _public(token: str, doc: Document) -> dict[str, Any]:
     return {
         "code": PREFIX + token,  # the QR text

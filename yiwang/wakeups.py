@@ -1,0 +1,45 @@
+"""In-process wake-ups for requests that wait on something another request does
+(a phone releasing certificates to a kiosk, a phone picking up a copy).
+
+The database stays the truth — waiters also poll it, so a change made by another
+process is seen — but within one process the waiter is woken at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from yiwang.runtime import Services
+
+
+@dataclass
+class WakeUps:
+    events: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def event(self, key: str) -> asyncio.Event:
+        return self.events.setdefault(key, asyncio.Event())
+
+    def notify(self, key: str) -> None:
+        event = self.events.get(key)
+        if event is not None:
+            event.set()
+
+    def forget(self, key: str) -> None:
+        self.events.pop(key, None)
+
+    async def aclose(self) -> None:
+        """On shutdown: wake every waiter so its request can finish."""
+        for event in self.events.values():
+            event.set()
+        self.events.clear()
+
+
+def wakeups(services: Services, concept: str) -> WakeUps:
+    """The process's wake-ups for one concept, kept in ``services.extras`` (closed with it)."""
+    found = services.extras.get(concept)
+    if found is None:
+        found = services.extras[concept] = WakeUps()
+    return found  # type: ignore[no-any-return]
