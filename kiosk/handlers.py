@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import itertools
 import urllib.parse
+from collections.abc import Awaitable
 from typing import Any
 
 import segno
@@ -399,6 +400,26 @@ class KioskAPI(KioskMixin, APIHandler):
         await self.resolve_kiosk()
 
 
+class LongPollHandler(KioskAPI):
+    """Answers when a wait ends; if the page goes away first, the wait is cancelled."""
+
+    _waiting: asyncio.Future[dict[str, Any]] | None = None
+
+    async def answer_when_ready(self, wait: Awaitable[dict[str, Any]]) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self._waiting = asyncio.ensure_future(wait)
+        try:
+            result = await self._waiting
+        except asyncio.CancelledError:  # the page went away: nobody to answer
+            return
+        self.write_json(result)
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()  # no longer in flight: shutdown need not wait for it
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+
 class IdCardHandler(KioskAPI):
     """Called by the device agent when a card is read: starts (or, in agent mode,
     authorises within) a session. The token goes back to the agent, which hands
@@ -420,45 +441,22 @@ class IdCardHandler(KioskAPI):
         self.write_json({"session": token, **session.public()}, status=201)
 
 
-class ConsentWaitHandler(KioskAPI):
+class ConsentWaitHandler(LongPollHandler):
     """Long-poll (≤ 25 s): ``{"status": "waiting"}`` or ``{"status": "released", "session": token, …}``."""
-
-    _waiting: asyncio.Task[dict[str, Any]] | None = None
 
     async def get(self, consent_session_id: str) -> None:
         device = self.require_device()
-        self.set_header("Cache-Control", "no-store")
-        self._waiting = asyncio.ensure_future(
-            kiosk_sessions.await_consent_identification(self.services, device, consent_session_id))
-        try:
-            result = await self._waiting
-        except asyncio.CancelledError:  # the page went away: nobody to answer
-            return
-        self.write_json(result)
-
-    def on_connection_close(self) -> None:
-        if self._waiting is not None:
-            self._waiting.cancel()
+        await self.answer_when_ready(
+            kiosk_sessions.await_consent_identification(self.services, device, consent_session_id)
+        )
 
 
-class PickupWaitHandler(KioskAPI):
+class PickupWaitHandler(LongPollHandler):
     """Long-poll (≤ 25 s) for 存到手机: ``{"status": "waiting"}`` or ``{"status": "picked_up", …}``."""
-
-    _waiting: asyncio.Task[dict[str, Any]] | None = None
 
     async def get(self, pickup_id: str) -> None:
         device = self.require_device()
-        self.set_header("Cache-Control", "no-store")
-        self._waiting = asyncio.ensure_future(copy_pickup.wait_for_pickup(self.services, device, pickup_id))
-        try:
-            result = await self._waiting
-        except asyncio.CancelledError:  # the page went away: nobody to answer
-            return
-        self.write_json(result)
-
-    def on_connection_close(self) -> None:
-        if self._waiting is not None:
-            self._waiting.cancel()
+        await self.answer_when_ready(copy_pickup.wait_for_pickup(self.services, device, pickup_id))
 
 
 class AdoptSessionHandler(KioskAPI):
