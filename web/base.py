@@ -62,6 +62,9 @@ PAGE_CSP = (
 # Files people uploaded, served back: never run as a page, whatever is inside.
 DOWNLOAD_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 HSTS = "max-age=31536000; includeSubDomains"
+# The HTTPServer's own limits (server.py and the tests): what a handler that is not ours (static
+# files, the device WebSocket) may be sent; BaseHandlers set their own per request.
+SERVER_LIMITS: dict[str, int] = {"max_body_size": 1024 * 1024, "max_buffer_size": 16 * 1024 * 1024}
 
 
 def https_only(application: tornado.web.Application) -> bool:

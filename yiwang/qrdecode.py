@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 ZBAR_CFG_BINARY = 4
 MAX_UPLOAD_BYTES = 12 * 1024 * 1024
+MAX_PIXELS = 16_000_000  # a phone photo of a QR code; a bomb is refused before decoding
 MAX_SIDE = 1600  # bigger photos are scaled down first: zbar needs ~3 px per module, not 12
 FOURCC_Y800 = 808466521  # "Y800": 8-bit grey
 
@@ -141,7 +142,7 @@ def open_upload(data: bytes) -> Image.Image:
     """An uploaded photo as an upright image, or a clear 4xx (the uploads module's safe decoder)."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise TooLarge("qr.image_too_large", "图片过大（最大 12 MB）")
-    return open_image(data)
+    return open_image(data, max_pixels=MAX_PIXELS)
 
 
 def decode_bytes(data: bytes) -> list[str]:
@@ -149,8 +150,8 @@ def decode_bytes(data: bytes) -> list[str]:
 
 
 async def decode_upload(services: Services, data: bytes) -> list[str]:
-    """Decode an uploaded photo off the event loop."""
-    return await services.offload.run(decode_bytes, data)
+    """Decode an uploaded photo in a worker process (its memory goes back when the worker ends)."""
+    return await services.offload.run_isolated(decode_bytes, data)
 
 
 async def decode_frame(services: Services, frame: Image.Image) -> list[str]:
