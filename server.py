@@ -26,6 +26,7 @@ from web.app import make_app
 from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
 from yiwang.logs import configure_logging
+from yiwang.notifications import check_account_templates
 from yiwang.runtime import Services, open_services
 
 log = logging.getLogger("yiwang.server")
@@ -65,6 +66,8 @@ async def serve() -> None:
     configure_logging(config.log_level)
     sockets = bind(config)
     services = await open_services(config)
+    # Off the start-up path: WeChat may be slow or down, and a misconfigured template is logged, not fatal.
+    template_check = asyncio.create_task(check_account_templates(services))
     app = make_app(services)
     running = Running(app, listen(app, sockets), services)
     base = config.public_url
@@ -82,6 +85,7 @@ async def serve() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    template_check.cancel()
     await shutdown(running, config.shutdown_grace_seconds)
 
 
