@@ -50,6 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
         "JSON: subscribe-message templates by name, {name: {id, keywords: {field: keyword}}}; empty: built-in",
     ),
     Setting("WECHAT_MINIPROGRAM_STATE", "formal", "subscribe messages open this version: formal | trial | developer"),
+    Setting("METRICS_TOKEN", "", "bearer token for /metrics from other hosts; empty: /metrics answers loopback only"),
     Setting("WECHAT_LANG", "zh_CN", "language of subscribe messages: zh_CN | en_US | zh_HK | zh_TW"),
 )
 
@@ -79,6 +80,7 @@ class Config:
     wechat_templates: Mapping[str, Any] = field(default_factory=dict)
     wechat_miniprogram_state: str = "formal"
     wechat_lang: str = "zh_CN"
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def production(self) -> bool:
@@ -200,6 +202,7 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         wechat_miniprogram_state=_choice(
             "WECHAT_MINIPROGRAM_STATE", raw["WECHAT_MINIPROGRAM_STATE"] or "formal", ("formal", "trial", "developer")
         ),
+        metrics_token=raw["METRICS_TOKEN"] or "",
         wechat_lang=_choice("WECHAT_LANG", raw["WECHAT_LANG"] or "zh_CN", ("zh_CN", "en_US", "zh_HK", "zh_TW")),
     )
     values.update(overrides)

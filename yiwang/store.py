@@ -155,6 +155,9 @@ class Store:
 
     @classmethod
     def connect(cls, uri: str, db_name: str) -> Store:
+        from yiwang.metrics import listen_to_database
+
+        listen_to_database()  # command latency for /metrics: registered before the first client exists
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, appname="yiwang"
         )
