@@ -23,6 +23,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from web.app import make_app
+from yiwang import sdnotify
 from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
 from yiwang.logs import configure_logging
@@ -84,8 +85,12 @@ async def serve() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    sdnotify.notify("READY=1")
+    watchdog = sdnotify.start_watchdog()
     await stop.wait()
+    sdnotify.notify("STOPPING=1")
     template_check.cancel()
+    await sdnotify.stop_watchdog(watchdog)
     await shutdown(running, config.shutdown_grace_seconds)
 
 

@@ -44,9 +44,6 @@ THROTTLED = Counter("yiwang_throttled", "Requests refused by a rate limit", ["li
 DEVICES_CONNECTED = Gauge(
     "yiwang_devices_connected", "Device agents with a live channel to this process", multiprocess_mode="livesum"
 )
-AUDIT_CHAIN_OK = Gauge(
-    "yiwang_audit_chain_ok", "1 when the last verification of the audit chain passed", multiprocess_mode="livemin"
-)
 _COMMANDS = frozenset({"find", "insert", "update", "delete", "aggregate", "findAndModify", "count", "getMore",
                        "distinct", "createIndexes", "ping", "hello", "isMaster"})  # fmt: skip
 
@@ -80,38 +77,39 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
 
 
 class _Figures:
-    """Figures read at scrape time, exposed as gauges."""
+    """Metric families read at scrape time."""
 
-    def __init__(self, figures: dict[str, float]) -> None:
-        self.figures = figures
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        for name, value in self.figures.items():
-            yield GaugeMetricFamily(f"yiwang_{name}", _HELP.get(name, name), value=value)
+        yield from self.families
 
 
-_HELP = {
-    "notifications_backlog": "Subscribe messages waiting to be sent (pending or being sent)",
-    "notifications_failed": "Subscribe messages that failed for good",
-    "scrape_db_seconds": "Time this scrape spent counting in the database",
-}
+async def database_figures(store: Store) -> list[GaugeMetricFamily]:
+    """Figures that live in the database, read by whichever process is scraped."""
+    from yiwang import devices, notifications
 
-
-async def database_figures(store: Store, limit: int = 100_000) -> dict[str, float]:
-    """Backlogs, each an indexed count bounded by ``limit`` so a scrape stays cheap as data grows."""
     started = time.perf_counter()
-    notifications = store["notifications"]
-    figures: dict[str, float] = {
-        "notifications_backlog": await notifications.count_documents(
-            {"status": {"$in": ["pending", "sending"]}}, limit=limit
+    waiting, failed = await notifications.backlog(store)
+    by_hall = await devices.online_by_hall(store)
+    active = GaugeMetricFamily("yiwang_devices_active", "Enrolled devices not revoked, by hall", labels=["hall"])
+    online = GaugeMetricFamily("yiwang_devices_online", "Devices seen online lately, by hall", labels=["hall"])
+    for hall, (count, live) in sorted(by_hall.items()):
+        active.add_metric([hall], count)
+        online.add_metric([hall], live)
+    return [
+        GaugeMetricFamily("yiwang_notifications_backlog", "Subscribe messages waiting to be sent", value=waiting),
+        GaugeMetricFamily("yiwang_notifications_failed", "Subscribe messages that failed for good", value=failed),
+        active,
+        online,
+        GaugeMetricFamily(
+            "yiwang_scrape_db_seconds", "Time this scrape spent in the database", value=time.perf_counter() - started
         ),
-        "notifications_failed": await notifications.count_documents({"status": "failed"}, limit=limit),
-    }
-    figures["scrape_db_seconds"] = time.perf_counter() - started
-    return figures
+    ]
 
 
-def render(extra: dict[str, float] | None = None) -> bytes:
+def render(extra: list[GaugeMetricFamily] | None = None) -> bytes:
     """The exposition text: this process's metrics (or all processes' in multiprocess mode), plus ``extra``."""
     registry: Any
     if _MULTIPROCESS:

@@ -34,6 +34,7 @@ from yiwang.wechat import PERMANENT, WeChatError, gateway
 if TYPE_CHECKING:
     from yiwang.config import Config
     from yiwang.runtime import Services
+    from yiwang.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,13 @@ async def enqueue_status_change(services: Services, application: Mapping[str, An
         f"pages/applications/detail?id={application['_id']}",
         application["_id"],
     )
+
+
+async def backlog(store: Store, limit: int = 100_000) -> tuple[int, int]:
+    """(waiting to be sent, failed for good), each an indexed count bounded by ``limit``."""
+    outbox = store["notifications"]
+    waiting = await outbox.count_documents({"status": {"$in": ["pending", "sending"]}}, limit=limit)
+    return waiting, await outbox.count_documents({"status": "failed"}, limit=limit)
 
 
 async def send_due(services: Services, limit: int = 20) -> int:
