@@ -54,6 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
         "JSON: subscribe-message templates by name, {name: {id, keywords: {field: keyword}}}; empty: built-in",
     ),
     Setting("WECHAT_MINIPROGRAM_STATE", "formal", "subscribe messages open this version: formal | trial | developer"),
+    Setting("WECHAT_PUSH_TOKEN", "", "message push (消息推送) Token; empty: /api/wechat/push is off"),
+    Setting("WECHAT_PUSH_AES_KEY", "", "message push EncodingAESKey (43 characters, safe mode)"),
     Setting("METRICS_TOKEN", "", "bearer token for /metrics from other hosts; empty: /metrics answers loopback only"),
     Setting("WECHAT_LANG", "zh_CN", "language of subscribe messages: zh_CN | en_US | zh_HK | zh_TW"),
 )
@@ -86,6 +88,8 @@ class Config:
     wechat_miniprogram_state: str = "formal"
     wechat_lang: str = "zh_CN"
     metrics_token: str = field(default="", repr=False)
+    wechat_push_token: str = field(default="", repr=False)
+    wechat_push_aes_key: str = field(default="", repr=False)
 
     @property
     def production(self) -> bool:
@@ -153,6 +157,14 @@ def _previous_keys(value: str, current: bytes) -> tuple[bytes, ...]:
             raise InvalidInput("config.invalid", "PII_KEYS_PREVIOUS 不能包含当前的 PII_KEY")
         keys.append(key)
     return tuple(keys)
+
+
+def _aes_key(value: str) -> str:
+    if value and (len(value) != 43 or not value.isalnum()):
+        raise InvalidInput(
+            "config.invalid", "WECHAT_PUSH_AES_KEY 必须是 43 位字母或数字（微信后台生成的 EncodingAESKey）"
+        )
+    return value
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -226,6 +238,8 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
             "WECHAT_MINIPROGRAM_STATE", raw["WECHAT_MINIPROGRAM_STATE"] or "formal", ("formal", "trial", "developer")
         ),
         metrics_token=raw["METRICS_TOKEN"] or "",
+        wechat_push_token=raw["WECHAT_PUSH_TOKEN"] or "",
+        wechat_push_aes_key=_aes_key(raw["WECHAT_PUSH_AES_KEY"] or ""),
         wechat_lang=_choice("WECHAT_LANG", raw["WECHAT_LANG"] or "zh_CN", ("zh_CN", "en_US", "zh_HK", "zh_TW")),
     )
     values.update(overrides)
