@@ -36,8 +36,11 @@ class Printer(Protocol):
 
 
 class IdCard(Protocol):
-    id_number: str
-    name: str
+    @property
+    def id_number(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 class IdReader(Protocol):

@@ -1,4 +1,4 @@
-"""Cameras: frames → QR text with pyzbar (through yiwang.qrdecode), off the loop."""
+"""Cameras: frames → QR text with the shared qrscan package (zxing-cpp, then zbar), off the loop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from yiwang.qrdecode import decode_texts
+from qrscan import decode_texts
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
