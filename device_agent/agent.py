@@ -18,6 +18,7 @@ from device_agent.cache import OfflineCache
 from device_agent.channel import Channel
 from device_agent.config import AgentConfig
 from device_agent.drivers import Camera, IdReader, Printer, make_drivers
+from device_agent.drivers.id_reader import CardReadError
 from device_agent.drivers.printer import PrinterError
 from device_agent.state import AgentState, Credential
 
@@ -202,19 +203,22 @@ class Agent:
                 card = await self.reader.next_card()
             except asyncio.CancelledError:
                 raise
+            except CardReadError as error:
+                await self.broadcast({"type": "identify_failed", "message": error.message})
+                continue
             except Exception:
                 log.warning("id reader failed", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            await self._identify(card.id_number, card.name)
+            await self._identify(card.id_number, card.name, getattr(card, "card_type", "resident"))
             del card
 
-    async def _identify(self, id_number: str, name: str) -> None:
+    async def _identify(self, id_number: str, name: str, card_type: str = "resident") -> None:
         """Send the card to the server (never to the page); the page gets a session token."""
         assert self.http is not None and self.credential is not None
         try:
             async with self.http.post(self.config.server + "/kiosk/api/id-card",
-                                      json={"id_number": id_number, "name": name},
+                                      json={"id_number": id_number, "name": name, "card_type": card_type},
                                       headers={"Authorization": self.credential.header}) as response:
                 body = await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):

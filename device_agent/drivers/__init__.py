@@ -7,13 +7,14 @@
   is ready | paper_low | jammed | offline. Development: PDFs written to a folder
   (write ``jammed`` or ``paper_low`` into ``<folder>/STATUS`` to simulate);
   hardware: CUPS ``lp``/``lpstat``.
-* :class:`IdReader` — ``next_card()`` waits for the next card. What a real
-  second-generation ID reader (GA 467 SAM module, e.g. over the vendor SDK)
-  provides: name, gender, ethnicity, birth date, address, ID number, issuing
-  authority, validity period and the photo (WLT, decoded to BMP). Only the
-  number and name leave the agent, to the server, over TLS. Development: a
-  simulated reader that reads a JSON file ``{"id_number", "name"}`` when it
-  appears and deletes it (a card placed and taken away).
+* :class:`IdReader` — ``next_card()`` waits for the next card (raises
+  ``CardReadError`` when a card could not be read). Hardware: a GA 467 SAM reader
+  on a serial port (``id_reader.Ga467Reader``, protocol in ``ga467``): name, sex,
+  nation, birth date, address, number, issuing authority, validity and the WLT
+  photo (opaque; an optional vendor decoder plug-in). Only the number, the name
+  and the card type leave the agent, to the server, over TLS. Development: a
+  JSON file ``{"id_number", "name"}`` read when it appears and deleted (a card
+  placed and taken away), or ``device_agent.dev.id_reader`` on a pty.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ class IdReader(Protocol):
 
 def make_drivers(config: AgentConfig) -> tuple[Camera, Printer, IdReader]:
     from device_agent.drivers.camera import FolderCamera, OpenCVCamera
-    from device_agent.drivers.id_reader import SimulatedReader
+    from device_agent.drivers.id_reader import Ga467Reader, SimulatedReader, load_wlt_decoder
     from device_agent.drivers.printer import CupsPrinter, FolderPrinter
 
     if config.drivers == "hardware":
-        return (OpenCVCamera(config.camera_index), CupsPrinter(config.printer),
-                SimulatedReader(config.id_card_path, config.poll_seconds))
+        reader = Ga467Reader(config.id_reader_port, baudrate=config.id_reader_baud,
+                             wlt_decoder=load_wlt_decoder(config.wlt_decoder))
+        return (OpenCVCamera(config.camera_index), CupsPrinter(config.printer), reader)
     return (FolderCamera(config.camera_path, config.poll_seconds), FolderPrinter(config.print_path),
             SimulatedReader(config.id_card_path, config.poll_seconds))
