@@ -20,6 +20,7 @@ from device_agent.config import AgentConfig
 from device_agent.drivers import Camera, IdReader, Printer, make_drivers
 from device_agent.drivers.id_reader import CardReadError
 from device_agent.drivers.printer import PrinterError
+from device_agent.drivers.scanner import make_scanners
 from device_agent.state import AgentState, Credential
 
 log = logging.getLogger("device_agent")
@@ -64,11 +65,14 @@ def cache_key(path: str, query: str) -> str:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, *, drivers: tuple[Camera, Printer, IdReader] | None = None) -> None:
+    def __init__(self, config: AgentConfig, *, drivers: tuple[Camera, Printer, IdReader] | None = None,
+                 scanners: list[Camera] | None = None) -> None:
         self.config = config
         self.state = AgentState(config.state_dir)
         self.cache = OfflineCache(config.state_dir / "cache")
         self.camera, self.printer, self.reader = drivers or make_drivers(config)
+        self.scanners: list[Camera] = (list(scanners) if scanners is not None
+                                       else list(make_scanners(config.scanners)))
         self.pages: set[web.WebSocketResponse] = set()
         self.received: list[dict[str, Any]] = []  # messages processed (ids and topics only), for status/tests
         self.credential: Credential | None = None
@@ -92,7 +96,8 @@ class Agent:
         self.channel = Channel(self.config, self.state, self.credential, self.on_message, self._on_online)
         self._tasks = [
             asyncio.create_task(self.channel.run(self.http)),
-            asyncio.create_task(self._camera_loop()),
+            asyncio.create_task(self._code_loop(self.camera, "camera")),
+            *(asyncio.create_task(self._code_loop(scanner, "scanner")) for scanner in self.scanners),
             asyncio.create_task(self._reader_loop()),
             asyncio.create_task(self._status_loop()),
         ]
@@ -171,7 +176,10 @@ class Agent:
     # ---- peripherals ---------------------------------------------------------
 
     def peripherals(self) -> dict[str, str]:
-        return {"printer": self.printer.status(), "camera": self.camera.status(), "id_reader": self.reader.status()}
+        found = {"printer": self.printer.status(), "camera": self.camera.status(), "id_reader": self.reader.status()}
+        if self.scanners:
+            found["scanner"] = "ready" if all(s.status() == "ready" for s in self.scanners) else "offline"
+        return found
 
     async def report_status(self, *, force: bool = False) -> None:
         current = self.peripherals()
@@ -185,17 +193,18 @@ class Agent:
             with contextlib.suppress(Exception):
                 await self.report_status()
 
-    async def _camera_loop(self) -> None:
+    async def _code_loop(self, source: Camera, name: str) -> None:
+        """QR codes from the camera or a scanner module, to the page."""
         while True:
             try:
-                text = await self.camera.next_code()
+                text = await source.next_code()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("camera failed", exc_info=True)
+                log.warning("%s failed", name, exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            await self.broadcast({"type": "qr", "text": text})
+            await self.broadcast({"type": "qr", "text": text, "source": name})
 
     async def _reader_loop(self) -> None:
         while True:

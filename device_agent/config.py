@@ -19,6 +19,7 @@ SETTINGS = {
     "AGENT_ID_CARD_FILE": ("", "dev reader: JSON file read as a card (default STATE_DIR/id-card.json)"),
     "AGENT_PRINTER": ("", "hardware printer: CUPS destination for lp (empty = default)"),
     "AGENT_CAMERA_INDEX": ("0", "hardware camera: OpenCV device index"),
+    "AGENT_SCANNERS": ("", "QR modules: serial:PATH[@BAUD],keyboard:/dev/input/by-id/…-event-kbd"),
     "AGENT_ID_READER_PORT": ("/dev/ttyUSB0", "hardware ID-card reader (GA 467 SAM): serial port"),
     "AGENT_ID_READER_BAUD": ("115200", "hardware ID-card reader: baud rate"),
     "AGENT_WLT_DECODER": ("", "optional module:function turning the card's WLT photo into a BMP (vendor library)"),
@@ -39,6 +40,7 @@ class AgentConfig:
     id_card_file: Path | None = None
     printer: str = ""
     camera_index: int = 0
+    scanners: str = ""
     id_reader_port: str = "/dev/ttyUSB0"
     id_reader_baud: int = 115200
     wlt_decoder: str = ""
@@ -88,6 +90,7 @@ def load_agent_config(environ: Mapping[str, str] | None = None, **overrides: Any
         id_card_file=Path(get("AGENT_ID_CARD_FILE")) if get("AGENT_ID_CARD_FILE") else None,
         printer=get("AGENT_PRINTER"),
         camera_index=int(get("AGENT_CAMERA_INDEX")),
+        scanners=get("AGENT_SCANNERS"),
         id_reader_port=get("AGENT_ID_READER_PORT"),
         id_reader_baud=int(get("AGENT_ID_READER_BAUD")),
         wlt_decoder=get("AGENT_WLT_DECODER"),

@@ -55,6 +55,7 @@ PERIPHERAL_STATES = {
     "printer": ("ready", "paper_low", "jammed", "offline", "absent"),
     "camera": ("ready", "offline", "absent"),
     "id_reader": ("ready", "offline", "absent"),
+    "scanner": ("ready", "offline", "absent"),
 }
 SEQ_COUNTER_ID = "device_message_seq"
 LAST_SEEN_WRITE_SECONDS = 120.0
