@@ -19,6 +19,9 @@ SETTINGS = {
     "AGENT_ID_CARD_FILE": ("", "dev reader: JSON file read as a card (default STATE_DIR/id-card.json)"),
     "AGENT_PRINTER": ("", "hardware printer: CUPS destination for lp (empty = default)"),
     "AGENT_CAMERA_INDEX": ("0", "hardware camera: OpenCV device index"),
+    "AGENT_CAMERA_RESOLUTION": ("1280x720", "hardware camera: capture size WIDTHxHEIGHT"),
+    "AGENT_CAMERA_FOCUS": ("auto", "hardware camera: auto | fixed focus 0…255 (a kiosk's phone distance)"),
+    "AGENT_CAMERA_EXPOSURE": ("auto", "hardware camera: auto | exposure in 100 µs units (short = less glare blur)"),
     "AGENT_SCANNERS": ("", "QR modules: serial:PATH[@BAUD],keyboard:/dev/input/by-id/…-event-kbd"),
     "AGENT_ID_READER_PORT": ("/dev/ttyUSB0", "hardware ID-card reader (GA 467 SAM): serial port"),
     "AGENT_ID_READER_BAUD": ("115200", "hardware ID-card reader: baud rate"),
@@ -26,6 +29,41 @@ SETTINGS = {
     "AGENT_HEARTBEAT_SECONDS": ("20", "application heartbeat interval"),
     "AGENT_ENROLMENT_CODE": ("", "one-time code from the console (used once, when not enrolled yet)"),
 }
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    """``AGENT_CAMERA_*``: resolution, focus and exposure ("auto" or the camera's own scale)."""
+
+    width: int = 1280
+    height: int = 720
+    focus: str = "auto"  # "auto" | 0…255 (V4L2 focus_absolute; higher = nearer on most UVC cameras)
+    exposure: str = "auto"  # "auto" | V4L2 exposure_time_absolute in 100 µs units (e.g. 150)
+    fps: int = 15
+
+    @classmethod
+    def parse(cls, resolution: str, focus: str, exposure: str, fps: str = "15") -> CameraSettings:
+        width, _, height = resolution.lower().partition("x")
+        settings = cls(int(width), int(height), focus.strip().lower() or "auto", exposure.strip().lower() or "auto",
+                       int(fps))
+        for name, value in (("focus", settings.focus), ("exposure", settings.exposure)):
+            if value != "auto" and not value.replace(".", "", 1).isdigit():
+                raise ValueError(f"AGENT_CAMERA_{name.upper()} 应为 auto 或数值")
+        return settings
+
+    def capture_properties(self) -> list[tuple[str, float]]:
+        """(OpenCV ``CAP_PROP_*`` name, value) in the order they are set (V4L2 backend)."""
+        props: list[tuple[str, float]] = [("CAP_PROP_FRAME_WIDTH", self.width), ("CAP_PROP_FRAME_HEIGHT", self.height),
+                                          ("CAP_PROP_FPS", self.fps), ("CAP_PROP_BUFFERSIZE", 1)]
+        if self.focus == "auto":
+            props.append(("CAP_PROP_AUTOFOCUS", 1))
+        else:
+            props += [("CAP_PROP_AUTOFOCUS", 0), ("CAP_PROP_FOCUS", float(self.focus))]
+        if self.exposure == "auto":
+            props.append(("CAP_PROP_AUTO_EXPOSURE", 3))  # V4L2 aperture-priority (auto)
+        else:
+            props += [("CAP_PROP_AUTO_EXPOSURE", 1), ("CAP_PROP_EXPOSURE", float(self.exposure))]
+        return props
 
 
 @dataclass(frozen=True)
@@ -40,6 +78,9 @@ class AgentConfig:
     id_card_file: Path | None = None
     printer: str = ""
     camera_index: int = 0
+    camera_resolution: str = "1280x720"
+    camera_focus: str = "auto"
+    camera_exposure: str = "auto"
     scanners: str = ""
     id_reader_port: str = "/dev/ttyUSB0"
     id_reader_baud: int = 115200
@@ -66,6 +107,9 @@ class AgentConfig:
     def id_card_path(self) -> Path:
         return self.id_card_file or self.state_dir / "id-card.json"
 
+    def camera_settings(self) -> CameraSettings:
+        return CameraSettings.parse(self.camera_resolution, self.camera_focus, self.camera_exposure)
+
     def with_(self, **changes: Any) -> AgentConfig:
         return replace(self, **changes)
 
@@ -90,6 +134,9 @@ def load_agent_config(environ: Mapping[str, str] | None = None, **overrides: Any
         id_card_file=Path(get("AGENT_ID_CARD_FILE")) if get("AGENT_ID_CARD_FILE") else None,
         printer=get("AGENT_PRINTER"),
         camera_index=int(get("AGENT_CAMERA_INDEX")),
+        camera_resolution=get("AGENT_CAMERA_RESOLUTION"),
+        camera_focus=get("AGENT_CAMERA_FOCUS"),
+        camera_exposure=get("AGENT_CAMERA_EXPOSURE"),
         scanners=get("AGENT_SCANNERS"),
         id_reader_port=get("AGENT_ID_READER_PORT"),
         id_reader_baud=int(get("AGENT_ID_READER_BAUD")),
@@ -98,4 +145,6 @@ def load_agent_config(environ: Mapping[str, str] | None = None, **overrides: Any
         enrolment_code=get("AGENT_ENROLMENT_CODE"),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return AgentConfig(**values)
+    config = AgentConfig(**values)
+    config.camera_settings()  # validated at start-up
+    return config

@@ -79,9 +79,11 @@ def attempts(gray: Image.Image) -> Iterator[Image.Image]:
         yield smooth.point(lambda v, t=threshold: 255 if v > t else 0)
 
 
-def decode(gray: Image.Image) -> list[Decoded]:
-    """All QR codes zbar finds, trying harder only when needed."""
-    for attempt in attempts(gray):
+def decode(gray: Image.Image, max_attempts: int | None = None) -> list[Decoded]:
+    """All QR codes zbar finds, trying harder only when needed (at most ``max_attempts`` passes)."""
+    for index, attempt in enumerate(attempts(gray)):
+        if max_attempts is not None and index >= max_attempts:
+            break
         found = scan(attempt)
         if found:
             return found

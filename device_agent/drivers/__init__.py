@@ -58,6 +58,6 @@ def make_drivers(config: AgentConfig) -> tuple[Camera, Printer, IdReader]:
     if config.drivers == "hardware":
         reader = Ga467Reader(config.id_reader_port, baudrate=config.id_reader_baud,
                              wlt_decoder=load_wlt_decoder(config.wlt_decoder))
-        return (OpenCVCamera(config.camera_index), CupsPrinter(config.printer), reader)
+        return (OpenCVCamera(config.camera_index, config.camera_settings()), CupsPrinter(config.printer), reader)
     return (FolderCamera(config.camera_path, config.poll_seconds), FolderPrinter(config.print_path),
             SimulatedReader(config.id_card_path, config.poll_seconds))
