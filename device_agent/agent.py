@@ -19,7 +19,7 @@ from device_agent.channel import Channel
 from device_agent.config import AgentConfig
 from device_agent.drivers import Camera, IdReader, Printer, make_drivers
 from device_agent.drivers.id_reader import CardReadError
-from device_agent.drivers.printer import PrinterError
+from device_agent.drivers.printer import JobUpdate, PrinterError
 from device_agent.drivers.scanner import make_scanners
 from device_agent.state import AgentState, Credential
 
@@ -79,6 +79,8 @@ class Agent:
         self.channel: Channel | None = None
         self.http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._print_jobs: set[asyncio.Task[None]] = set()
+        self.print_updates: list[JobUpdate] = []  # what the page was told (ids and states only)
         self.server_reachable = True
         self._last_status: dict[str, str] = {}
 
@@ -105,11 +107,15 @@ class Agent:
     async def stop(self) -> None:
         if self.channel is not None:
             await self.channel.stop()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._print_jobs]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._print_jobs]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        closer = getattr(self.printer, "close", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
         for ws in list(self.pages):
             await ws.close()
         if self.http is not None:
@@ -183,14 +189,20 @@ class Agent:
 
     async def report_status(self, *, force: bool = False) -> None:
         current = self.peripherals()
-        if self.channel is not None and (force or current != self._last_status):
-            self._last_status = current
-            await self.channel.send_upstream({"kind": "status", "peripherals": current, "software_version": VERSION})
+        alerts = self.printer.alerts()
+        snapshot = {**current, "alerts": json.dumps(alerts)}
+        if self.channel is not None and (force or snapshot != self._last_status):
+            self._last_status = snapshot
+            await self.channel.send_upstream({"kind": "status", "peripherals": current, "alerts": alerts,
+                                              "software_version": VERSION})
 
     async def _status_loop(self) -> None:
         while True:
             await asyncio.sleep(min(self.config.status_seconds, 5.0))
             with contextlib.suppress(Exception):
+                refresh = getattr(self.printer, "refresh", None)
+                if refresh is not None:
+                    await refresh()
                 await self.report_status()
 
     async def _code_loop(self, source: Camera, name: str) -> None:
@@ -315,9 +327,22 @@ class Agent:
         except PrinterError as error:
             await self.report_status(force=True)
             return _error(503, error.code, error.message)
-        if self.channel is not None:
-            await self.channel.send_upstream({"kind": "printed", "label": label, "pages": data.count(b"/Type /Page")})
+        task = asyncio.create_task(self._follow_print_job(job, label, data.count(b"/Type /Page")))
+        self._print_jobs.add(task)
+        task.add_done_callback(self._print_jobs.discard)
         return web.json_response({"job": job})
+
+    async def _follow_print_job(self, job: str, label: str, pages: int) -> None:
+        """The job's progress to the page (printing / stopped: why / completed / failed) and to the server."""
+        async for update in self.printer.track(job):
+            self.print_updates.append(update)
+            await self.broadcast({"type": "print_job", "job": job, "state": update.state, "message": update.message,
+                                  "code": update.code})
+            if update.state != "printing":
+                await self.report_status()
+            if update.final and self.channel is not None:
+                await self.channel.send_upstream({"kind": "printed" if update.state == "completed" else "print_failed",
+                                                  "label": label, "pages": pages, "code": update.code})
 
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
         path = request.path

@@ -13,11 +13,12 @@ SETTINGS = {
     "AGENT_STATE_DIR": ("./var/agent", "credential (0600), message cursor, offline cache"),
     "AGENT_LISTEN_HOST": ("127.0.0.1", "where the kiosk page is served (keep it on loopback)"),
     "AGENT_LISTEN_PORT": ("8765", "port of the kiosk page"),
-    "AGENT_DRIVERS": ("dev", "dev (folders and files) | hardware (OpenCV camera, CUPS lp, reader)"),
+    "AGENT_DRIVERS": ("dev", "dev (folders and files) | hardware (OpenCV camera, CUPS over IPP, GA 467 reader)"),
     "AGENT_CAMERA_DIR": ("", "dev camera: folder of images to decode (default STATE_DIR/camera)"),
     "AGENT_PRINT_DIR": ("", "dev printer: folder receiving PDFs (default STATE_DIR/printed)"),
     "AGENT_ID_CARD_FILE": ("", "dev reader: JSON file read as a card (default STATE_DIR/id-card.json)"),
-    "AGENT_PRINTER": ("", "hardware printer: CUPS destination for lp (empty = default)"),
+    "AGENT_PRINTER": ("kiosk", "hardware printer: the CUPS queue (lpadmin -p NAME)"),
+    "AGENT_CUPS_URL": ("http://127.0.0.1:631", "hardware printer: the local CUPS, spoken to over IPP"),
     "AGENT_CAMERA_INDEX": ("0", "hardware camera: OpenCV device index"),
     "AGENT_CAMERA_RESOLUTION": ("1280x720", "hardware camera: capture size WIDTHxHEIGHT"),
     "AGENT_CAMERA_FOCUS": ("auto", "hardware camera: auto | fixed focus 0…255 (a kiosk's phone distance)"),
@@ -76,7 +77,8 @@ class AgentConfig:
     camera_dir: Path | None = None
     print_dir: Path | None = None
     id_card_file: Path | None = None
-    printer: str = ""
+    printer: str = "kiosk"
+    cups_url: str = "http://127.0.0.1:631"
     camera_index: int = 0
     camera_resolution: str = "1280x720"
     camera_focus: str = "auto"
@@ -133,6 +135,7 @@ def load_agent_config(environ: Mapping[str, str] | None = None, **overrides: Any
         print_dir=Path(get("AGENT_PRINT_DIR")) if get("AGENT_PRINT_DIR") else None,
         id_card_file=Path(get("AGENT_ID_CARD_FILE")) if get("AGENT_ID_CARD_FILE") else None,
         printer=get("AGENT_PRINTER"),
+        cups_url=get("AGENT_CUPS_URL").rstrip("/"),
         camera_index=int(get("AGENT_CAMERA_INDEX")),
         camera_resolution=get("AGENT_CAMERA_RESOLUTION"),
         camera_focus=get("AGENT_CAMERA_FOCUS"),

@@ -52,7 +52,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 REPLAY_OVERLAP = 20  # seqs re-sent on reconnect in case of a late commit by another process
 COMMANDS = ("reload", "clear_cache", "report_status")
 PERIPHERAL_STATES = {
-    "printer": ("ready", "paper_low", "jammed", "offline", "absent"),
+    "printer": ("ready", "paper_low", "toner_low", "paper_out", "jammed", "door_open", "offline", "absent"),
     "camera": ("ready", "offline", "absent"),
     "id_reader": ("ready", "offline", "absent"),
     "scanner": ("ready", "offline", "absent"),
@@ -108,6 +108,19 @@ async def redeemer_authenticator(services: Services, header: str) -> Any:
     return redeemer_for(await authenticate(services, device_id, credential))
 
 
+def _valid_alerts(raw: list[Any]) -> list[dict[str, str]]:
+    """Peripheral alerts from a device's status (e.g. printer.jammed): at most 10, short strings only."""
+    alerts: list[dict[str, str]] = []
+    for item in raw[:10]:
+        if not isinstance(item, dict):
+            continue
+        code, severity, message = item.get("code"), item.get("severity"), item.get("message", "")
+        if (isinstance(code, str) and len(code) <= 64 and severity in ("error", "warning")
+                and isinstance(message, str) and len(message) <= 120):
+            alerts.append({"code": code, "severity": severity, "message": message})
+    return alerts
+
+
 def public_view(doc: Mapping[str, Any], *, online: bool | None = None) -> dict[str, Any]:
     return {
         "id": doc["_id"],
@@ -121,6 +134,7 @@ def public_view(doc: Mapping[str, Any], *, online: bool | None = None) -> dict[s
         "last_seen": doc.get("last_seen"),
         "software_version": doc.get("software_version", ""),
         "peripherals": doc.get("peripherals", {}),
+        "alerts": doc.get("alerts", []),
         "enrolled_at": doc.get("enrolled_at"),
     }
 
@@ -596,6 +610,8 @@ class DeviceHub:
                 if state in allowed:
                     peripherals[name] = state
             update: dict[str, Any] = {"peripherals": peripherals}
+            if isinstance(body.get("alerts"), list):
+                update["alerts"] = _valid_alerts(body["alerts"])
             version = body.get("software_version")
             if isinstance(version, str) and len(version) <= 40:
                 update["software_version"] = version

@@ -96,6 +96,8 @@
     if (ev.type === "status") setOnline(!!ev.online);
     else if (ev.type === "reload") window.location.reload();
     else if (ev.type === "notice") toast(ev.text || "有新的公告");
+    else if (ev.type === "print_job" && (ev.state === "stopped" || ev.state === "failed")) toast(ev.message || "打印失败，请联系工作人员");
+    else if (ev.type === "print_job" && ev.state === "completed") toast("打印完成，请在出纸口取件");
     document.dispatchEvent(new CustomEvent("kiosk:" + ev.type, { detail: ev }));
   }
 
