@@ -17,10 +17,11 @@ from device_agent import VERSION
 from device_agent.cache import OfflineCache
 from device_agent.channel import Channel
 from device_agent.config import AgentConfig
-from device_agent.drivers import Camera, IdReader, Printer, make_drivers
+from device_agent.drivers import Camera, IdReader, Printer, make_drivers, make_speaker
 from device_agent.drivers.id_reader import CardReadError
 from device_agent.drivers.printer import JobUpdate, PrinterError
 from device_agent.drivers.scanner import make_scanners
+from device_agent.drivers.speaker import MAX_TEXT, VOICES, call_text
 from device_agent.state import AgentState, Credential
 
 log = logging.getLogger("device_agent")
@@ -73,6 +74,7 @@ class Agent:
         self.camera, self.printer, self.reader = drivers or make_drivers(config)
         self.scanners: list[Camera] = (list(scanners) if scanners is not None
                                        else list(make_scanners(config.scanners)))
+        self.speaker = make_speaker(config)
         self.pages: set[web.WebSocketResponse] = set()
         self.received: list[dict[str, Any]] = []  # messages processed (ids and topics only), for status/tests
         self.credential: Credential | None = None
@@ -96,6 +98,7 @@ class Agent:
                 log.info("server not reachable yet; retrying enrolment")
                 await asyncio.sleep(1.0)
         self.channel = Channel(self.config, self.state, self.credential, self.on_message, self._on_online)
+        await self.speaker.start()
         self._tasks = [
             asyncio.create_task(self.channel.run(self.http)),
             asyncio.create_task(self._code_loop(self.camera, "camera")),
@@ -112,6 +115,7 @@ class Agent:
         for task in [*self._tasks, *self._print_jobs]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.speaker.close()
         closer = getattr(self.printer, "close", None)
         if closer is not None:
             with contextlib.suppress(Exception):
@@ -170,6 +174,13 @@ class Agent:
                 return {"status": self.peripherals()}
             return "unknown_command"
         topic = body.get("topic")
+        if topic == "call":  # a hall display's queue call: say it, show it
+            number, window = str(body.get("number", ""))[:16], str(body.get("window", ""))[:16]
+            if not number or not window:
+                return "invalid_call"
+            self.speaker.say(call_text(number, window), str(body.get("voice") or "") or None)
+            await self.broadcast({"type": "call", "number": number, "window": window})
+            return "called"
         if topic == "scenarios":
             asyncio.get_running_loop().create_task(self.warm_cache())
         elif topic == "notices":
@@ -183,6 +194,7 @@ class Agent:
 
     def peripherals(self) -> dict[str, str]:
         found = {"printer": self.printer.status(), "camera": self.camera.status(), "id_reader": self.reader.status()}
+        found["speaker"] = self.speaker.status()
         if self.scanners:
             found["scanner"] = "ready" if all(s.status() == "ready" for s in self.scanners) else "offline"
         return found
@@ -287,6 +299,8 @@ class Agent:
         app.router.add_get("/agent/status", self._status)
         app.router.add_get("/agent/events", self._events)
         app.router.add_post("/agent/print", self._print)
+        app.router.add_post("/agent/speak", self._speak)
+        app.router.add_post("/agent/speak/stop", self._speak_stop)
         app.router.add_route("*", "/{tail:.*}", self._proxy)
         return app
 
@@ -344,6 +358,27 @@ class Agent:
                 await self.channel.send_upstream({"kind": "printed" if update.state == "completed" else "print_failed",
                                                   "label": label, "pages": pages, "code": update.code})
 
+    async def _speak(self, request: web.Request) -> web.Response:
+        """Read aloud for the page: {"text", "voice"?: "cmn" | "yue", "interrupt"?: true}."""
+        if not _same_origin(request):
+            return _error(403, "agent.origin", "拒绝来自其他页面的请求")
+        try:
+            body = await request.json()
+            text, voice = str(body["text"]), body.get("voice")
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "speak.invalid", "朗读内容不正确")
+        if not text.strip() or len(text) > MAX_TEXT or (voice is not None and voice not in VOICES):
+            return _error(400, "speak.invalid", "朗读内容不正确")
+        if body.get("interrupt", True):
+            await self.speaker.interrupt()
+        utterance = self.speaker.say(text, voice)
+        return web.json_response({"voice": utterance.voice}, status=202)
+
+    async def _speak_stop(self, request: web.Request) -> web.Response:
+        if not _same_origin(request):
+            return _error(403, "agent.origin", "拒绝来自其他页面的请求")
+        return web.json_response({"stopped": await self.speaker.interrupt()})
+
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if not path.startswith(PROXIED_PREFIXES):
@@ -390,6 +425,11 @@ class Agent:
             return web.Response(status=503, body=page.body, headers={"Content-Type": page.content_type,
                                                                     "X-Kiosk-Offline": "1"})
         return web.Response(status=503, text="网络中断，请稍后再试", content_type="text/plain", charset="utf-8")
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    return not origin or urllib.parse.urlsplit(origin).netloc == request.host
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

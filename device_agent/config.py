@@ -24,6 +24,8 @@ SETTINGS = {
     "AGENT_CAMERA_FOCUS": ("auto", "hardware camera: auto | fixed focus 0…255 (a kiosk's phone distance)"),
     "AGENT_CAMERA_EXPOSURE": ("auto", "hardware camera: auto | exposure in 100 µs units (short = less glare blur)"),
     "AGENT_SCANNERS": ("", "QR modules: serial:PATH[@BAUD],keyboard:/dev/input/by-id/…-event-kbd"),
+    "AGENT_SPEAKER": ("", "espeak (sound card) | wav (files in STATE_DIR/spoken) | none; default: wav in dev, espeak"),
+    "AGENT_SPEAKER_VOICE": ("cmn", "espeak-ng voice for read-aloud: cmn (Mandarin) | yue (Cantonese)"),
     "AGENT_ID_READER_PORT": ("/dev/ttyUSB0", "hardware ID-card reader (GA 467 SAM): serial port"),
     "AGENT_ID_READER_BAUD": ("115200", "hardware ID-card reader: baud rate"),
     "AGENT_WLT_DECODER": ("", "optional module:function turning the card's WLT photo into a BMP (vendor library)"),
@@ -84,6 +86,8 @@ class AgentConfig:
     camera_focus: str = "auto"
     camera_exposure: str = "auto"
     scanners: str = ""
+    speaker: str = ""
+    speaker_voice: str = "cmn"
     id_reader_port: str = "/dev/ttyUSB0"
     id_reader_baud: int = 115200
     wlt_decoder: str = ""
@@ -141,6 +145,8 @@ def load_agent_config(environ: Mapping[str, str] | None = None, **overrides: Any
         camera_focus=get("AGENT_CAMERA_FOCUS"),
         camera_exposure=get("AGENT_CAMERA_EXPOSURE"),
         scanners=get("AGENT_SCANNERS"),
+        speaker=get("AGENT_SPEAKER"),
+        speaker_voice=get("AGENT_SPEAKER_VOICE"),
         id_reader_port=get("AGENT_ID_READER_PORT"),
         id_reader_baud=int(get("AGENT_ID_READER_BAUD")),
         wlt_decoder=get("AGENT_WLT_DECODER"),

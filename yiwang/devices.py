@@ -56,6 +56,7 @@ PERIPHERAL_STATES = {
     "camera": ("ready", "offline", "absent"),
     "id_reader": ("ready", "offline", "absent"),
     "scanner": ("ready", "offline", "absent"),
+    "speaker": ("ready", "speaking", "offline", "absent"),
 }
 SEQ_COUNTER_ID = "device_message_seq"
 LAST_SEEN_WRITE_SECONDS = 120.0

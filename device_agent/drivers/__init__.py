@@ -28,6 +28,7 @@ from device_agent.config import AgentConfig
 
 if TYPE_CHECKING:
     from device_agent.drivers.printer import JobUpdate
+    from device_agent.drivers.speaker import EspeakSpeaker, SilentSpeaker
 
 
 class Camera(Protocol):
@@ -72,3 +73,16 @@ def make_drivers(config: AgentConfig) -> tuple[Camera, Printer, IdReader]:
         return OpenCVCamera(config.camera_index, config.camera_settings()), printer, reader
     return (FolderCamera(config.camera_path, config.poll_seconds), FolderPrinter(config.print_path),
             SimulatedReader(config.id_card_path, config.poll_seconds))
+
+
+def make_speaker(config: AgentConfig) -> EspeakSpeaker | SilentSpeaker:
+    from device_agent.drivers.speaker import EspeakSpeaker, SilentSpeaker
+
+    kind = config.speaker or ("espeak" if config.drivers == "hardware" else "wav")
+    if kind == "none":
+        return SilentSpeaker()
+    if kind == "wav":
+        return EspeakSpeaker(wav_dir=config.state_dir / "spoken", voice=config.speaker_voice)
+    if kind == "espeak":
+        return EspeakSpeaker(voice=config.speaker_voice)
+    raise ValueError("AGENT_SPEAKER 只能是 espeak、wav 或 none")
