@@ -22,6 +22,7 @@ from device_agent.drivers.id_reader import CardReadError
 from device_agent.drivers.printer import JobUpdate, PrinterError
 from device_agent.drivers.scanner import make_scanners
 from device_agent.drivers.speaker import MAX_TEXT, VOICES, call_text
+from device_agent.sd_notify import Notifier
 from device_agent.state import AgentState, Credential
 
 log = logging.getLogger("device_agent")
@@ -70,7 +71,8 @@ class Agent:
                  scanners: list[Camera] | None = None) -> None:
         self.config = config
         self.state = AgentState(config.state_dir)
-        self.cache = OfflineCache(config.state_dir / "cache")
+        self.cache = OfflineCache(config.state_dir / "cache", config.cache_max_bytes)
+        self.systemd = Notifier()
         self.camera, self.printer, self.reader = drivers or make_drivers(config)
         self.scanners: list[Camera] = (list(scanners) if scanners is not None
                                        else list(make_scanners(config.scanners)))
@@ -81,7 +83,7 @@ class Agent:
         self.channel: Channel | None = None
         self.http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._print_jobs: set[asyncio.Task[None]] = set()
+        self._side_tasks: set[asyncio.Task[None]] = set()  # print-job followers, the ready notice
         self.print_updates: list[JobUpdate] = []  # what the page was told (ids and states only)
         self.server_reachable = True
         self._last_status: dict[str, str] = {}
@@ -110,9 +112,9 @@ class Agent:
     async def stop(self) -> None:
         if self.channel is not None:
             await self.channel.stop()
-        for task in [*self._tasks, *self._print_jobs]:
+        for task in [*self._tasks, *self._side_tasks]:
             task.cancel()
-        for task in [*self._tasks, *self._print_jobs]:
+        for task in [*self._tasks, *self._side_tasks]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.speaker.close()
@@ -131,9 +133,30 @@ class Agent:
         await asyncio.gather(*(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutdown")
                                for ws in list(self.pages)), return_exceptions=True)
 
+    async def _notify_ready_when_listening(self) -> None:
+        """READY=1 once the kiosk page's port accepts connections (the browser unit waits for it)."""
+        while True:
+            try:
+                _reader, writer = await asyncio.open_connection(self.config.listen_host, self.config.listen_port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            break
+        self.systemd.ready(f"kiosk page on http://{self.config.listen_host}:{self.config.listen_port}/kiosk/")
+        self.systemd.start_watchdog(self.healthy)
+
+    def healthy(self) -> bool:
+        """For the systemd watchdog: every background loop still running."""
+        return all(not task.done() for task in self._tasks)
+
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         await self.start()
+        if self.systemd.enabled:
+            self._side_tasks.add(asyncio.create_task(self._notify_ready_when_listening()))
         yield
+        self.systemd.stopping()
+        await self.systemd.stop_watchdog()
         await self.stop()
 
     # ---- events to the page --------------------------------------------------
@@ -342,8 +365,8 @@ class Agent:
             await self.report_status(force=True)
             return _error(503, error.code, error.message)
         task = asyncio.create_task(self._follow_print_job(job, label, data.count(b"/Type /Page")))
-        self._print_jobs.add(task)
-        task.add_done_callback(self._print_jobs.discard)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
         return web.json_response({"job": job})
 
     async def _follow_print_job(self, job: str, label: str, pages: int) -> None:

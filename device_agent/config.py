@@ -29,6 +29,7 @@ SETTINGS = {
     "AGENT_ID_READER_PORT": ("/dev/ttyUSB0", "hardware ID-card reader (GA 467 SAM): serial port"),
     "AGENT_ID_READER_BAUD": ("115200", "hardware ID-card reader: baud rate"),
     "AGENT_WLT_DECODER": ("", "optional module:function turning the card's WLT photo into a BMP (vendor library)"),
+    "AGENT_CACHE_MAX_MB": ("64", "offline cache of guidance pages: size bound (least recently used go first)"),
     "AGENT_HEARTBEAT_SECONDS": ("20", "application heartbeat interval"),
     "AGENT_ENROLMENT_CODE": ("", "one-time code from the console (used once, when not enrolled yet)"),
 }
@@ -92,6 +93,7 @@ class AgentConfig:
     id_reader_baud: int = 115200
     wlt_decoder: str = ""
     heartbeat_seconds: float = 20.0
+    cache_max_bytes: int = 64 * 1024 * 1024
     enrolment_code: str = ""
     dev: bool = False
     backoff_min: float = 0.5
@@ -151,6 +153,7 @@ def load_agent_config(environ: Mapping[str, str] | None = None, **overrides: Any
         id_reader_baud=int(get("AGENT_ID_READER_BAUD")),
         wlt_decoder=get("AGENT_WLT_DECODER"),
         heartbeat_seconds=float(get("AGENT_HEARTBEAT_SECONDS")),
+        cache_max_bytes=int(float(get("AGENT_CACHE_MAX_MB")) * 1024 * 1024),
         enrolment_code=get("AGENT_ENROLMENT_CODE"),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})

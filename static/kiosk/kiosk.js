@@ -86,6 +86,8 @@
       if (online) a.removeAttribute("aria-disabled"); else a.setAttribute("aria-disabled", "true");
     });
   }
+  // A kiosk has no context menu (right click, long press on the touch screen).
+  document.addEventListener("contextmenu", function (e) { e.preventDefault(); });
   document.addEventListener("click", function (e) {
     var a = e.target.closest && e.target.closest("[data-needs-online]");
     if (a && state && !state.online) { e.preventDefault(); toast("网络中断，此功能暂不可用"); }
