@@ -23,7 +23,7 @@ from device_agent.drivers.printer import JobUpdate, PrinterError
 from device_agent.drivers.scanner import make_scanners
 from device_agent.drivers.speaker import MAX_TEXT, VOICES, call_text
 from device_agent.sd_notify import Notifier
-from device_agent.state import AgentState, Credential
+from device_agent.state import AgentState, Credential, machine_hash
 
 log = logging.getLogger("device_agent")
 
@@ -41,10 +41,12 @@ class EnrolmentError(Exception):
 
 
 async def enrol(config: AgentConfig, state: AgentState, session: aiohttp.ClientSession) -> Credential:
-    """The credential on disk, or a new one traded for the enrolment code (or a dev code)."""
+    """The credential on disk, or a new one traded for the enrolment code (or a dev code);
+    bound to this machine (a hash of /etc/machine-id) unless AGENT_MACHINE_ID_FILE is empty."""
+    machine = machine_hash(config.machine_id_file)
     existing = state.credential()
     if existing is not None:
-        return existing
+        return existing.with_machine(machine)
     code = config.enrolment_code
     if not code and config.dev:
         async with session.post(config.server + "/api/devices/v1/dev-enrolment-code", json={}) as response:
@@ -54,11 +56,13 @@ async def enrol(config: AgentConfig, state: AgentState, session: aiohttp.ClientS
     if not code:
         raise EnrolmentError("尚未注册：请设置 AGENT_ENROLMENT_CODE（控制台生成的一次性注册码）")
     async with session.post(config.server + "/api/devices/v1/enrol",
-                            json={"code": code, "software_version": VERSION}) as response:
+                            json={"code": code, "software_version": VERSION,
+                                  **({"machine": machine} if machine else {})}) as response:
         body = await response.json()
         if response.status != 201:
             raise EnrolmentError(body.get("error", {}).get("message", "注册失败"))
-    return state.save_credential(body["device_id"], body["credential"], body["hall"], body["label"])
+    return state.save_credential(body["device_id"], body["credential"], body["hall"], body["label"]).with_machine(
+        machine)
 
 
 def cache_key(path: str, query: str) -> str:
@@ -192,6 +196,8 @@ class Agent:
                 return "reloaded"
             if command == "clear_cache":
                 return {"cleared": self.cache.clear()}
+            if command == "rotate_credential":
+                return await self.rotate_credential()
             if command == "report_status":
                 await self.report_status(force=True)
                 return {"status": self.peripherals()}
@@ -212,6 +218,27 @@ class Agent:
         else:
             await self.broadcast({"type": "push", "topic": topic})
         return "ok"
+
+    async def rotate_credential(self) -> str:
+        """Ask the server for a new credential, keep it on disk (0600), reconnect with it.
+        The server accepts the old one until the new one is first used."""
+        assert self.http is not None and self.credential is not None
+        async with self.http.post(self.config.server + "/api/devices/v1/credential",
+                                  headers=self.credential.headers()) as response:
+            if response.status != 201:
+                return "rotation_failed"
+            secret = (await response.json())["credential"]
+        old = self.credential
+        self.credential = self.state.save_credential(old.device_id, secret, old.hall, old.label).with_machine(
+            old.machine)
+        if self.channel is not None:
+            self.channel.credential = self.credential
+            asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(self._reconnect()))
+        return "rotated"
+
+    async def _reconnect(self) -> None:
+        if self.channel is not None:
+            await self.channel.drop()
 
     # ---- peripherals ---------------------------------------------------------
 
@@ -275,7 +302,7 @@ class Agent:
         try:
             async with self.http.post(self.config.server + "/kiosk/api/id-card",
                                       json={"id_number": id_number, "name": name, "card_type": card_type},
-                                      headers={"Authorization": self.credential.header}) as response:
+                                      headers=self.credential.headers()) as response:
                 body = await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):
             await self.broadcast({"type": "identify_failed", "message": "网络中断，暂时无法识别身份"})
@@ -293,7 +320,7 @@ class Agent:
         """Fetch every guidance page the server lists, for offline use."""
         if self.http is None or self.credential is None:
             return 0
-        headers = {"Authorization": self.credential.header}
+        headers = self.credential.headers()
         count = 0
         try:
             async with self.http.get(self.config.server + "/kiosk/api/offline-manifest", headers=headers) as r:
@@ -408,7 +435,7 @@ class Agent:
             return _error(404, "not_found", "找不到请求的页面")
         assert self.http is not None and self.credential is not None
         headers = {k: request.headers[k] for k in FORWARD_REQUEST_HEADERS if k in request.headers}
-        headers["Authorization"] = self.credential.header
+        headers.update(self.credential.headers())
         body = await request.read() if request.can_read_body else None
         key = cache_key(path, request.query_string)
         long_poll = path.startswith("/kiosk/api/") and path.endswith("/wait")

@@ -30,6 +30,7 @@ SETTINGS = {
     "AGENT_ID_READER_BAUD": ("115200", "hardware ID-card reader: baud rate"),
     "AGENT_WLT_DECODER": ("", "optional module:function turning the card's WLT photo into a BMP (vendor library)"),
     "AGENT_CACHE_MAX_MB": ("64", "offline cache of guidance pages: size bound (least recently used go first)"),
+    "AGENT_MACHINE_ID_FILE": ("/etc/machine-id", "enrolment bound to this machine by a hash of it (empty: not bound)"),
     "AGENT_HEARTBEAT_SECONDS": ("20", "application heartbeat interval"),
     "AGENT_ENROLMENT_CODE": ("", "one-time code from the console (used once, when not enrolled yet)"),
 }
@@ -94,6 +95,7 @@ class AgentConfig:
     wlt_decoder: str = ""
     heartbeat_seconds: float = 20.0
     cache_max_bytes: int = 64 * 1024 * 1024
+    machine_id_file: Path | None = Path("/etc/machine-id")
     enrolment_code: str = ""
     dev: bool = False
     backoff_min: float = 0.5
@@ -153,6 +155,7 @@ def load_agent_config(environ: Mapping[str, str] | None = None, **overrides: Any
         id_reader_baud=int(get("AGENT_ID_READER_BAUD")),
         wlt_decoder=get("AGENT_WLT_DECODER"),
         heartbeat_seconds=float(get("AGENT_HEARTBEAT_SECONDS")),
+        machine_id_file=Path(get("AGENT_MACHINE_ID_FILE")) if env.get("AGENT_MACHINE_ID_FILE", "x") else None,
         cache_max_bytes=int(float(get("AGENT_CACHE_MAX_MB")) * 1024 * 1024),
         enrolment_code=get("AGENT_ENROLMENT_CODE"),
     )
