@@ -30,7 +30,7 @@ def loudness(path: Path) -> int:
 
 
 async def test_mandarin_and_cantonese_are_spoken_as_audible_audio_of_plausible_length(tmp_path: Path) -> None:
-    speaker = EspeakSpeaker(wav_dir=tmp_path, rate=160)
+    speaker = EspeakSpeaker(wav_dir=tmp_path, rate=160, playback_speed=10.0)
     await speaker.start()
     try:
         short, long = speaker.say("您好"), speaker.say("请携带身份证原件和户口簿，到三号窗口办理出生登记。")
@@ -64,6 +64,7 @@ async def test_interrupting_stops_the_current_utterance_and_drops_the_queue(tmp_
 async def test_the_page_reads_aloud_and_a_hall_call_push_is_spoken(kiosk_agent: RunningAgent,
                                                                   services: Services) -> None:
     agent = kiosk_agent.agent
+    agent.speaker.playback_speed = 10.0  # type: ignore[union-attr]
     async with aiohttp.ClientSession() as http:
         async with http.post(kiosk_agent.url + "/agent/speak", json={"text": "欢迎使用一网通办自助终端"}) as response:
             assert response.status == 202

@@ -57,8 +57,9 @@ def wav_duration(path: Path) -> float:
 
 class EspeakSpeaker:
     def __init__(self, *, wav_dir: Path | None = None, voice: str = "cmn", rate: int = 160,
-                 binary: str = "espeak-ng") -> None:
+                 binary: str = "espeak-ng", playback_speed: float = 1.0) -> None:
         self.wav_dir = wav_dir
+        self.playback_speed = playback_speed  # development: "play" the WAV this many times faster
         self.voice = voice
         self.rate = rate
         self.binary = binary
@@ -156,7 +157,7 @@ class EspeakSpeaker:
             self._record(utterance, "interrupted" if code < 0 else "failed")
             return
         if utterance.wav is not None:  # development: "play" it for as long as it lasts
-            self._playing = asyncio.create_task(asyncio.sleep(wav_duration(utterance.wav)))
+            self._playing = asyncio.create_task(asyncio.sleep(wav_duration(utterance.wav) / self.playback_speed))
             try:
                 await self._playing
             except asyncio.CancelledError:
