@@ -154,6 +154,10 @@ async def test_the_page_hears_the_jam_and_the_console_gets_the_alert(
                 "printer.jammed"]
 
         await wait_for(alert_recorded, what="the fleet alert")
+        from console.fleet import row
+
+        shown = row(await devices.get_device(services, device_id), {})  # the console's fleet table row
+        assert "打印机卡纸，请联系工作人员" in shown["alerts"] and "printer:jammed" in shown["faults"]
     finally:
         await running.runner.cleanup()
 
