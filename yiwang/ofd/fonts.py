@@ -12,7 +12,7 @@ import functools
 import io
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,19 @@ class SourceFont:
     cmap: dict[int, str]
     units_per_em: int
 
+    advances: dict[str, float] = field(default_factory=dict)
+
     def advance(self, char: str) -> float:
-        """Advance width of one character in em."""
-        name = self.cmap.get(ord(char))
-        if name is None:
-            return 1.0 if ord(char) > 0x2E7F else 0.5
-        return float(self.font["hmtx"][name][0]) / self.units_per_em
+        """Advance width of one character in em (memoised: fontTools' lookups are slow)."""
+        found = self.advances.get(char)
+        if found is None:
+            name = self.cmap.get(ord(char))
+            if name is None:
+                found = 1.0 if ord(char) > 0x2E7F else 0.5
+            else:
+                found = float(self.font["hmtx"][name][0]) / self.units_per_em
+            self.advances[char] = found
+        return found
 
     def width(self, text: str, size: float) -> float:
         return sum(self.advance(c) for c in text) * size

@@ -299,28 +299,43 @@ def _seal_signed_part(info: SESSealInfo, cert: bytes) -> bytes:
     return bytes(_ToSign({"eseal_info": info, "cert": cert, "sign_alg_id": SM2_SM3_OID}).dump())
 
 
+def _tlv(tag: int, body: bytes) -> bytes:
+    """One DER element (definite length)."""
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(octets)]) + octets + body
+
+
+@functools.lru_cache(maxsize=64)
+def _seal_der(seal_value: SESSeal) -> bytes:
+    return bytes(seal_value.dump())
+
+
 def sign_document(
     signer: SM2Signer, made: DepartmentSeal, data_hash: bytes, property_info: str, at: dt.datetime
 ) -> bytes:
-    """The SES_Signature (DER) over ``data_hash`` (SM3 of Signature.xml)."""
-    tbs = TBSSign(
-        {
-            "version": SES_VERSION,
-            "eseal": made.seal,
-            "time_info": at.astimezone(dt.UTC).replace(microsecond=0),
-            "data_hash": data_hash,
-            "property_info": property_info,
-        }
+    """The SES_Signature (DER) over ``data_hash`` (SM3 of Signature.xml).
+
+    Assembled from DER pieces around the cached seal: asn1crypto re-serialising
+    the seal (certificate and picture) for every document costs more than the rest.
+    """
+    tbs = _tlv(
+        0x30,
+        core.Integer(SES_VERSION).dump()
+        + _seal_der(made.seal)
+        + core.GeneralizedTime(at.astimezone(dt.UTC).replace(microsecond=0)).dump()
+        + core.OctetBitString(data_hash).dump()
+        + core.IA5String(property_info).dump(),
     )
-    signature = SESSignature(
-        {
-            "to_sign": tbs,
-            "cert": made.certificate,
-            "signature_alg_id": SM2_SM3_OID,
-            "signature": signer.sign(tbs.dump()),
-        }
+    return _tlv(
+        0x30,
+        tbs
+        + core.OctetString(made.certificate).dump()
+        + core.ObjectIdentifier(SM2_SM3_OID).dump()
+        + core.OctetBitString(signer.sign(tbs)).dump(),
     )
-    return bytes(signature.dump())
 
 
 # ---- reading back --------------------------------------------------------------------

@@ -329,9 +329,10 @@ def build_package(req: PackageRequest) -> bytes:
     parts[SIGNATURE_PATH] = signature_xml
     parts[SIGNED_VALUE_PATH] = signed_value
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, data in parts.items():
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_level = 1
             # the seal picture and signatures do not compress
             info.compress_type = zipfile.ZIP_STORED if name == SIGNED_VALUE_PATH else zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
