@@ -140,13 +140,15 @@ def filename_for(doc: Mapping[str, Any]) -> str:
 
 
 def masked_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The report as shown to whoever uploaded the file: the holder's name and code masked."""
+    """The report as shown to whoever uploaded the file: the holder's name, code and the
+    certificate number masked (the page may be seen by others than the holder)."""
     metadata = dict(report.get("metadata") or {})
     if metadata.get("持证主体"):
         metadata["持证主体"] = identity.mask_name(metadata["持证主体"])
-    code = metadata.get("持证主体代码")
-    if code and "*" not in code:
-        metadata["持证主体代码"] = identity.mask_number(code)
+    for name in ("持证主体代码", "证照编号"):  # a certificate number is often the ID number itself
+        value = metadata.get(name)
+        if value and "*" not in value:
+            metadata[name] = identity.mask_number(value)
     metadata.pop("核验码", None)  # long and already checked
     return {**report, "metadata": metadata}
 
@@ -157,9 +159,10 @@ async def check_file(services: Services, data: bytes) -> dict[str, Any]:
 
     keys = await verification.published_keys_document(services)
     report = await services.offload.run(verifier.verify_file, data, keys)
-    live: dict[str, Any] = {"status": "unknown", "status_label": "未在证照库中找到", "valid": False}
+    live: dict[str, Any] = {"status": "not_checked", "status_label": "文件签名无效，未查询", "valid": False}
     identifier = report["metadata"].get("证照标识")
     if report.get("signed") and report["signature"]["valid"] and identifier:
+        live = {"status": "unknown", "status_label": "未在证照库中找到", "valid": False}
         try:
             doc = await certificates.get_by_identifier(services.store, identifier)
         except (InvalidInput, NotFound):
