@@ -25,7 +25,6 @@ import io
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from asn1crypto import core, keys, x509
 
@@ -395,6 +394,3 @@ def parse_signature(der: bytes) -> ParsedSignature:
     except Exception as exc:  # asn1crypto raises TypeError/KeyError/... on hostile DER
         raise ValueError(f"malformed SES_Signature: {type(exc).__name__}") from None
 
-
-def picture_of(der: bytes) -> Any:
-    return SESSignature.load(der)["to_sign"]["eseal"]["eseal_info"]["picture"]["data"].native
