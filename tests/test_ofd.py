@@ -4,6 +4,8 @@ after GB/T 38540; checked by our verifier, by independent readers from PyPI
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import io
 import json
 import subprocess
@@ -14,6 +16,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from tests.fixtures.certs import WINDOW, holder_index, id_card_body, issue
@@ -21,7 +25,7 @@ from tests.mobile_support import LI, prepare
 from tests.support.browser import ARTIFACTS
 from tests.support.miniprogram import MiniProgram
 from yiwang import certificates, departments, display_codes, qrdecode, verification
-from yiwang.errors import InvalidInput, TooLarge
+from yiwang.errors import InvalidInput, TooLarge, YiwangError
 from yiwang.ofd import files as ofd_files
 from yiwang.ofd import verifier
 
@@ -259,3 +263,40 @@ async def test_command_verifies_a_file_offline(services, tmp_path) -> None:
     junk = run("verify", str(tmp_path / "junk.ofd"), "--keys", str(tmp_path / "keys.json"))
     assert junk.returncode == 2 and json.loads(junk.stdout)["error"]["code"] == "ofd.not_zip"
 
+
+
+@functools.cache
+def sample_file() -> tuple[bytes, str]:
+    """One sealed OFD built without a database (as bench/ofd.py does), and its keys JSON."""
+    from bench.ofd import sample
+    from yiwang.ofd import seal, writer
+    from yiwang.ofd.files import metadata_for
+
+    _, view, qr_text, signer, kid = sample()
+    dept = departments.department("gz-psb")
+    content = writer.content_for(view, {}, qr_text, watermark="仅供办理测试使用 2026-12-02")
+    meta = metadata_for(view, holder_name="李明轩", holder_code="440106199406183318", qr_text=qr_text)
+    request = writer.PackageRequest(
+        "t", "居民身份证", dept.name, content, meta, seal.Issuer(dept.code, dept.name, dept.credit_code), kid, signer,
+        dt.datetime.now(dt.UTC),
+    )
+    keys = {"keys": [{"kid": kid, "public_key": signer.public_key_raw().hex(), "department": {
+        "code": dept.code, "name": dept.name, "credit_code": dept.credit_code}, "status": "active"}]}
+    return writer.build_package(request), json.dumps(keys)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=0), st.integers(min_value=1, max_value=255), st.booleans())
+def test_a_damaged_file_is_refused_or_invalid_unless_its_parts_are_intact(position: int, xor: int, cut: bool) -> None:
+    data, keys = sample_file()
+    assert verifier.verify_file(data, json.loads(keys))["valid"]
+    at = position % len(data)
+    damaged = data[:at] if cut else data[:at] + bytes([data[at] ^ xor]) + data[at + 1 :]
+    try:
+        report = verifier.verify_file(damaged, json.loads(keys))
+    except YiwangError as exc:
+        assert exc.code.startswith("ofd.")
+        return
+    # a byte of the zip container itself (a timestamp, a name's flag) is not part of the document:
+    # valid only if every part is still byte for byte what was signed
+    assert not report["valid"] or parts_of(damaged) == parts_of(data)
