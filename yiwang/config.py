@@ -40,6 +40,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKERS", "4", "threads for blocking work (Pillow, pyzbar, WeChat calls)"),
     Setting("SHUTDOWN_GRACE_SECONDS", "10", "how long in-flight requests may finish after SIGTERM"),
     Setting("PII_KEY", None, "hex 16-byte SM4 key for personal data at rest", secret=True),
+    Setting(
+        "PII_KEYS_PREVIOUS", "",
+        "retired PII keys still readable (hex, comma-separated) while a background job re-seals their data",
+    ),
     Setting("BLIND_INDEX_KEY", None, "hex 32-byte HMAC-SM3 key for blind indexes", secret=True),
     Setting("COOKIE_SECRET", None, "secret for signed cookies (console, kiosk sessions)", secret=True),
     Setting("WECHAT_APPID", "wx0000000000000000", "mini-program appid"),
@@ -78,6 +82,7 @@ class Config:
     wechat_secret: str = field(default="", repr=False)
     wechat_api_base: str = ""
     wechat_templates: Mapping[str, Any] = field(default_factory=dict)
+    pii_keys_previous: tuple[bytes, ...] = field(default=(), repr=False)
     wechat_miniprogram_state: str = "formal"
     wechat_lang: str = "zh_CN"
     metrics_token: str = field(default="", repr=False)
@@ -131,6 +136,23 @@ def _generated_secrets(data_dir: Path) -> dict[str, str]:
                 out.write(f"{key}={value}\n")
     os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
     return values
+
+
+def _previous_keys(value: str, current: bytes) -> tuple[bytes, ...]:
+    keys: list[bytes] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            key = bytes.fromhex(part)
+        except ValueError:
+            key = b""
+        if len(key) != _HEX_LENGTHS["PII_KEY"]:
+            raise InvalidInput("config.invalid", "PII_KEYS_PREVIOUS 中的每个密钥必须是 16 字节的十六进制")
+        if key == current:
+            raise InvalidInput("config.invalid", "PII_KEYS_PREVIOUS 不能包含当前的 PII_KEY")
+        keys.append(key)
+    return tuple(keys)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -193,6 +215,7 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         workers=_int("WORKERS", raw["WORKERS"] or "4", 1, 64),
         shutdown_grace_seconds=float(_int("SHUTDOWN_GRACE_SECONDS", raw["SHUTDOWN_GRACE_SECONDS"] or "10", 0, 600)),
         pii_key=bytes.fromhex(raw["PII_KEY"] or ""),
+        pii_keys_previous=_previous_keys(raw["PII_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["PII_KEY"] or "")),
         blind_index_key=bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""),
         cookie_secret=raw["COOKIE_SECRET"] or "",
         wechat_appid=raw["WECHAT_APPID"] or "",

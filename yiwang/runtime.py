@@ -64,7 +64,7 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         services = Services(
             config=config,
             store=store,
-            cipher=FieldCipher(config.pii_key, config.blind_index_key),
+            cipher=FieldCipher(config.pii_key, config.blind_index_key, config.pii_keys_previous),
             offload=Offloader(config.workers),
             catalog=Catalog(store),
             embedded=embedded,
@@ -78,6 +78,11 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
 
         keeper = services.extras["work_calendar"] = CalendarKeeper(store)
         await keeper.start()
+        if config.pii_keys_previous:  # a PII key rotation is under way: re-seal in the background
+            from yiwang.keyrotation import Resealer
+
+            resealer = services.extras["resealer"] = Resealer(store, services.cipher)
+            resealer.start()
         if config.demo_data:
             from yiwang.seed import load_demo_data
 
