@@ -123,6 +123,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     # console
     "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
     "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
+    "work_calendars": [],  # entered holiday schedules, one per year (yiwang.workcalendar)
     "login_attempts": [
         IndexModel([("at", ASCENDING)], expireAfterSeconds=3600, name="at_ttl"),
         IndexModel([("key", ASCENDING), ("at", DESCENDING)], name="key_at"),
@@ -165,6 +166,9 @@ class Store:
 
     @classmethod
     def connect(cls, uri: str, db_name: str) -> Store:
+        from yiwang.metrics import listen_to_database
+
+        listen_to_database()  # command latency for /metrics: registered before the first client exists
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, appname="yiwang"
         )
