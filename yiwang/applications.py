@@ -36,7 +36,7 @@ import fastjsonschema
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
-from yiwang import audit
+from yiwang import activity, audit
 from yiwang.crypto import sm3_hex
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotFound
 from yiwang.timeutil import add_working_days, local_today, utcnow, working_days_between
@@ -375,8 +375,9 @@ async def create(
         on_behalf_of=applicant.index if applicant.agent else None,
         detail={"item": item["code"]},
     )
-    if submit:  # the audit entry and the notice are independent: one round trip of waiting, not two
-        await asyncio.gather(recorded, _notify(services, doc))
+    if submit:  # the audit entry, the notice and the day's counts are independent: one round trip of waiting
+        counted = activity.record_submission(services.store, item["code"], now)
+        await asyncio.gather(recorded, _notify(services, doc), counted)
     else:
         await recorded
     return doc, False
@@ -460,6 +461,7 @@ async def submit_draft(services: Services, applicant: Applicant, application_id:
         again = await for_applicant(services, applicant.index, application_id)
         return again
     await audit.record(services.store, applicant.actor, "application.submitted", doc["_id"], channel=applicant.channel)
+    await activity.record_submission(services.store, doc["item"], now)
     await _notify(services, updated)
     return updated
 

@@ -82,6 +82,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
         IndexModel([("agent", ASCENDING), ("updated_at", DESCENDING)], name="agent_updated"),
         IndexModel([("submitted_at", ASCENDING)], name="submitted_at"),
     ],
+    "daily_counts": [],  # per local day, maintained on submission (yiwang.activity); read by _id
     "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86400, name="created_ttl")],
     "uploads": [IndexModel([("owner", ASCENDING)], name="owner")],
     "notifications": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")],
@@ -144,8 +145,18 @@ async def _initial_schema(store: Store) -> None:
     """Version 1: the collections and indexes above; nothing to transform."""
 
 
+async def _daily_counts(store: Store) -> None:
+    """Version 2: per-day application counts (yiwang.activity) from the applications already there."""
+    from yiwang import activity
+
+    await activity.backfill(store)
+
+
 # Ordered, append-only. Each runs once; the version reached is kept in `meta`.
-MIGRATIONS: Sequence[tuple[int, str, Migration]] = ((1, "initial schema", _initial_schema),)
+MIGRATIONS: Sequence[tuple[int, str, Migration]] = (
+    (1, "initial schema", _initial_schema),
+    (2, "daily application counts", _daily_counts),
+)
 
 
 class Store:
