@@ -7,13 +7,14 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
+import tornado.httputil
 import tornado.web
 
-from yiwang import errors
+from yiwang import errors, throttle
 from yiwang.runtime import Services
 
 log = logging.getLogger("yiwang.http")
@@ -179,14 +180,24 @@ class BaseHandler(tornado.web.RequestHandler):
         status, body = self._error_body(status_code, exc)
         self.set_status(status)
         self.clear_header("Content-Type")
-        retry_after = body.get("retry_after")
-        if retry_after is not None:
-            self.set_header("Retry-After", str(int(retry_after)))
+        self.set_retry_after(exc if isinstance(exc, errors.RateLimited) else None, status)
         if self.error_template and self._wants_html():
             self.render_page(self.error_template, error=body, status=status)
         else:
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(dumps({"error": body}))
+
+    def set_retry_after(self, error: errors.RateLimited | None, status: int = 429) -> None:
+        """Every 429 says when to come back: the one place ``Retry-After`` is set."""
+        if error is not None:
+            self.set_header("Retry-After", str(error.retry_after))
+        elif status == 429:
+            self.set_header("Retry-After", str(errors.RateLimited.DEFAULT_RETRY_AFTER))
+
+    @property
+    def client_address(self) -> str:
+        """Who is calling (throttles, audit, logs): see ``yiwang.throttle.client_address``."""
+        return request_address(self.request, self.services.config.trusted_proxies)
 
     def _wants_html(self) -> bool:
         return "text/html" in self.request.headers.get("Accept", "")
@@ -227,6 +238,16 @@ class NotFoundHandler(BaseHandler):
         return not self.request.path.startswith("/api/") and super()._wants_html()
 
 
+def request_address(request: tornado.httputil.HTTPServerRequest, trusted: Sequence[throttle.IPNetwork]) -> str:
+    """The client address of ``request``: the socket peer (never ``remote_ip``, which
+    ``xheaders`` would take from any caller's headers), or what a trusted proxy says."""
+    address = getattr(getattr(request.connection, "context", None), "address", None)
+    peer = address[0] if isinstance(address, tuple) and address else request.remote_ip
+    return throttle.client_address(
+        peer, request.headers.get("X-Forwarded-For"), request.headers.get("X-Real-IP"), trusted
+    )
+
+
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """One line per request: method, route template, status, duration, request id."""
     route = _route_template(handler)
@@ -237,6 +258,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         "status": status,
         "duration_ms": round(1000.0 * handler.request.request_time(), 2),
         "request_id": getattr(handler, "request_id", ""),
+        "client": request_address(handler.request, handler.application.settings["services"].config.trusted_proxies),
     }
     level = logging.INFO if status < 500 else logging.ERROR
     log.log(level, "request", extra={"fields": fields})

@@ -11,6 +11,7 @@ import secrets
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WECHAT_APPID", "wx0000000000000000", "mini-program appid"),
     Setting("WECHAT_SECRET", None, "mini-program app secret", secret=True),
     Setting("WECHAT_API_BASE", "https://api.weixin.qq.com", "WeChat API base URL (tests point it at a fake)"),
+    Setting("TRUSTED_PROXIES", "", "CIDRs of reverse proxies whose X-Forwarded-For / X-Real-IP are believed"),
 )
 
 _HEX_LENGTHS = {"PII_KEY": 16, "BLIND_INDEX_KEY": 32}
@@ -69,6 +71,7 @@ class Config:
     wechat_appid: str = ""
     wechat_secret: str = field(default="", repr=False)
     wechat_api_base: str = ""
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -87,6 +90,18 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InvalidInput("config.invalid", f"配置项 {name} 超出范围 {low}–{high}")
     return value
+
+
+def _networks(name: str, raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    networks: list[IPv4Network | IPv6Network] = []
+    for part in raw.replace(";", ",").split(","):
+        if part.strip():
+            try:
+                networks.append(ip_network(part.strip(), strict=False))
+            except ValueError:
+                message = f"配置项 {name} 中的 {part.strip()!r} 不是 IP 地址或网段"
+                raise InvalidInput("config.invalid", message) from None
+    return tuple(networks)
 
 
 def _secret_file(data_dir: Path) -> Path:
@@ -168,6 +183,7 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         wechat_appid=raw["WECHAT_APPID"] or "",
         wechat_secret=raw["WECHAT_SECRET"] or "",
         wechat_api_base=(raw["WECHAT_API_BASE"] or "").rstrip("/"),
+        trusted_proxies=_networks("TRUSTED_PROXIES", raw["TRUSTED_PROXIES"] or ""),
     )
     values.update(overrides)
     return Config(**values)

@@ -122,10 +122,8 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     # console
     "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
     "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
-    "login_attempts": [
-        IndexModel([("at", ASCENDING)], expireAfterSeconds=3600, name="at_ttl"),
-        IndexModel([("key", ASCENDING), ("at", DESCENDING)], name="key_at"),
-    ],
+    # yiwang.throttle: one counter per (limit, key digest); ended windows expire
+    "throttles": [IndexModel([("window_end", ASCENDING)], expireAfterSeconds=0, name="window_end_ttl")],
     "content": [
         IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status"),
         IndexModel([("updated_at", DESCENDING)], name="updated_at"),
