@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pyotp
 import pytest_asyncio
 
 from tests.console_support import prepare
@@ -16,7 +17,7 @@ from tests.kiosk_support import enrolled_kiosk
 from tests.login_support import WRONG, LoginForm, bind, checked_failures, id_number, resident
 from tests.mobile_support import LI, WANG
 from tests.mobile_support import prepare as prepare_residents
-from yiwang import agents, kiosk_agents
+from yiwang import agents, console_accounts, kiosk_agents
 from yiwang.catalog import load_catalog_files
 from yiwang.devices import authenticate
 from yiwang.runtime import Services
@@ -60,6 +61,28 @@ async def test_rotating_forwarded_for_from_an_untrusted_peer_does_not_escape_the
         assert status == 429 and int(headers["Retry-After"]) > 0
         status, _, _ = await form.login("th_hall", **{"X-Real-IP": "203.0.113.2"})
         assert status == 429  # the right password too: the socket address is still over its limit
+
+
+async def test_wrong_totp_codes_stay_counted_when_the_password_is_entered_again(
+    console: str, services: Services
+) -> None:
+    secret = console_accounts.new_totp_secret()
+    doc = await services.store["console_users"].find_one({"username": "yx_hall"})
+    user = await console_accounts.get_user(services.store, doc["_id"] if doc else "")
+    assert user is not None
+    await console_accounts.enable_totp(services.store, services.cipher, user, secret, pyotp.TOTP(secret).now())
+    right = pyotp.TOTP(secret).now()
+    wrong = "000000" if right != "000000" else "111111"
+    async with LoginForm(console) as someone_with_the_password:
+        assert (await someone_with_the_password.login("yx_hall"))[0] == 302
+        await someone_with_the_password.refresh("/console/login/totp")
+        for _ in range(5):
+            status, _, _ = await someone_with_the_password.submit("/console/login/totp", {"code": wrong})
+            assert status == 401
+        assert (await someone_with_the_password.login("yx_hall"))[0] == 302  # the password again
+        await someone_with_the_password.refresh("/console/login/totp")
+        status, text, headers = await someone_with_the_password.submit("/console/login/totp", {"code": right})
+        assert status == 429 and "动态验证码错误次数过多" in text and int(headers["Retry-After"]) > 0
 
 
 # ---- 5. identity guessing ----------------------------------------------------------------------
