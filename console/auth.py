@@ -38,7 +38,7 @@ class LoginHandler(ConsoleHandler):
                 detail={"reason": error.code, "address": address},
             )
             self.set_status(429 if isinstance(error, RateLimited) else 401)
-            self.set_retry_after(error if isinstance(error, RateLimited) else None, self.get_status())
+            self.set_retry_after(error, self.get_status())
             self.render_page("console/login.html", error=error.message, username=username, next=next_url)
             return
         # A new session on every login; whatever session cookie came in is dropped (no fixation).
@@ -73,7 +73,7 @@ class TotpLoginHandler(ConsoleHandler):
             )
         except (NotAuthenticated, InvalidInput, RateLimited) as error:
             self.set_status(401 if not isinstance(error, RateLimited) else 429)
-            self.set_retry_after(error if isinstance(error, RateLimited) else None, self.get_status())
+            self.set_retry_after(error, self.get_status())
             self.render_page("console/totp.html", error=error.message, next=next_url)
             return
         session = await console_accounts.promote_session(store, self.session)

@@ -345,9 +345,8 @@ class AgentSignInPage(AgentPage):
             if isinstance(error, NotAuthenticated):
                 raise
             # the same request stays (its QR was already scanned): only the digits again
-            limited = error if isinstance(error, RateLimited) else None
-            self.set_status(429 if limited else 403 if isinstance(error, Forbidden) else 400)
-            self.set_retry_after(limited, self.get_status())
+            self.set_status(429 if isinstance(error, RateLimited) else 403 if isinstance(error, Forbidden) else 400)
+            self.set_retry_after(error, self.get_status())
             self.render_page("kiosk/agent.html", step="sign_in", sign_in={"request_id": request_id[:64]},
                              qr_svg=None, error=error.as_dict(), filed=None)
             return

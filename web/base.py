@@ -180,17 +180,19 @@ class BaseHandler(tornado.web.RequestHandler):
         status, body = self._error_body(status_code, exc)
         self.set_status(status)
         self.clear_header("Content-Type")
-        self.set_retry_after(exc if isinstance(exc, errors.RateLimited) else None, status)
+        self.set_retry_after(exc if isinstance(exc, errors.YiwangError) else None, status)
         if self.error_template and self._wants_html():
             self.render_page(self.error_template, error=body, status=status)
         else:
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(dumps({"error": body}))
 
-    def set_retry_after(self, error: errors.RateLimited | None, status: int = 429) -> None:
-        """Every 429 says when to come back: the one place ``Retry-After`` is set."""
-        if error is not None:
+    def set_retry_after(self, error: errors.YiwangError | None, status: int = 429) -> None:
+        """Every 429 (and a 503 that knows) says when to come back: the one place ``Retry-After`` is set."""
+        if isinstance(error, errors.RateLimited):
             self.set_header("Retry-After", str(error.retry_after))
+        elif error is not None and error.detail and isinstance(error.detail.get("retry_after"), int | float):
+            self.set_header("Retry-After", str(max(1, int(error.detail["retry_after"]))))
         elif status == 429:
             self.set_header("Retry-After", str(errors.RateLimited.DEFAULT_RETRY_AFTER))
 
