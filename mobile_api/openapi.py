@@ -62,6 +62,7 @@ ACCOUNT = obj(
         "name": NULLABLE_STR,
         "id_number": NULLABLE_STR,
         "phone": NULLABLE_STR,
+        "phone_country_code": {**NULLABLE_STR, "description": "手机号的国家码（中国大陆为 86）"},
         "agent": NULLABLE_STR,
     },
     ["id", "level", "real_name_bound"],
@@ -434,6 +435,24 @@ def path_param(name: str, description: str = "") -> dict[str, Any]:
 
 def _list(key: str, schema: Schema) -> Schema:
     return obj({key: arr(schema)}, [key])
+
+
+def _operation_id(method: str, path: str) -> str:
+    """``post /applications/{application_id}/submit`` → ``postApplicationsByApplicationIdSubmit``:
+    stable, unique per route and method, and a readable name in generated clients."""
+    words = [method.lower()]
+    for part in path.strip("/").replace("-", "_").split("/"):
+        if part.startswith("{"):
+            words.append("by")
+        words.extend(w for w in part.strip("{}").split("_") if w)
+    return words[0] + "".join(w[:1].upper() + w[1:] for w in words[1:])
+
+
+def with_operation_ids(paths: dict[str, Any]) -> dict[str, Any]:
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            operation.setdefault("operationId", _operation_id(method, path))
+    return paths
 
 
 def build() -> dict[str, Any]:
@@ -1059,7 +1078,7 @@ def build() -> dict[str, Any]:
         },
         "servers": [{"url": PREFIX}],
         "security": [{"bearer": []}],
-        "paths": paths,
+        "paths": with_operation_ids(paths),
         "components": {
             "schemas": copy.deepcopy(SCHEMAS),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "POST /session 换取"}},

@@ -252,7 +252,7 @@ def request_address(request: tornado.httputil.HTTPServerRequest, trusted: Sequen
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """One line per request: method, route template, status, duration, request id."""
-    route = _route_template(handler)
+    route = route_template(handler)
     status = handler.get_status()
     fields = {
         "method": handler.request.method,
@@ -266,7 +266,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     log.log(level, "request", extra={"fields": fields})
 
 
-def _route_template(handler: tornado.web.RequestHandler) -> str:
+def route_template(handler: tornado.web.RequestHandler) -> str:
     """The matched route's pattern (no ids, no query string), else the handler name."""
     for rule in handler.application.wildcard_router.rules:
         matcher = getattr(rule, "matcher", None)

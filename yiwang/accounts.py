@@ -212,6 +212,7 @@ def account_view(account: dict[str, Any]) -> dict[str, Any]:
         "name": account.get("masked_name"),
         "id_number": account.get("masked_number"),
         "phone": (account.get("phone") or {}).get("masked"),
+        "phone_country_code": (account.get("phone") or {}).get("country_code", "86" if account.get("phone") else None),
         "agent": account.get("agent"),
     }
 
@@ -391,8 +392,13 @@ async def bind_phone(services: Services, principal: Principal, code: Any) -> dic
         raise InvalidInput(
             "phone.code_required", "缺少手机号授权凭证", fields={"code": "请提供 getPhoneNumber 的 code"}
         )
-    phone = validate_phone(await gateway(services).phone_number(code))
-    sealed = {"sealed": services.cipher.seal(PHONE_PURPOSE, phone), "masked": mask_phone(phone)}
+    found = await gateway(services).phone_number(code)
+    phone = validate_phone(found.number, found.country_code)
+    sealed = {
+        "sealed": services.cipher.seal(PHONE_PURPOSE, phone),
+        "masked": mask_phone(phone),
+        "country_code": found.country_code,  # kept: a +852 number is not a mainland one
+    }
     updated = await services.store["wechat_accounts"].find_one_and_update(
         {"_id": principal.account_id}, {"$set": {"phone": sealed}}, return_document=True
     )
@@ -474,11 +480,11 @@ async def set_agent(services: Services, account_id: str, agent_code: str) -> Non
 async def add_subscriptions(services: Services, principal: Principal, template_ids: Any) -> dict[str, int]:
     """Record templates the resident accepted in ``wx.requestSubscribeMessage``
     (each acceptance allows one message)."""
-    from yiwang.notifications import TEMPLATES
+    from yiwang.notifications import templates
 
     if principal.kind != "resident":
         raise Forbidden("auth.resident_only", "仅限市民账号使用")
-    known = set(TEMPLATES.values())
+    known = {t.id for t in templates(services.config).values()}
     if (
         not isinstance(template_ids, list)
         or not template_ids

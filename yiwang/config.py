@@ -6,6 +6,7 @@ table is generated from :data:`SETTINGS` (``python -m yiwang.config``).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import stat
@@ -45,6 +46,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WECHAT_APPID", "wx0000000000000000", "mini-program appid"),
     Setting("WECHAT_SECRET", None, "mini-program app secret", secret=True),
     Setting("WECHAT_API_BASE", "https://api.weixin.qq.com", "WeChat API base URL (tests point it at a fake)"),
+    Setting(
+        "WECHAT_TEMPLATES", "",
+        "JSON: subscribe-message templates by name, {name: {id, keywords: {field: keyword}}}; empty: built-in",
+    ),
+    Setting("WECHAT_MINIPROGRAM_STATE", "formal", "subscribe messages open this version: formal | trial | developer"),
+    Setting("METRICS_TOKEN", "", "bearer token for /metrics from other hosts; empty: /metrics answers loopback only"),
+    Setting("WECHAT_LANG", "zh_CN", "language of subscribe messages: zh_CN | en_US | zh_HK | zh_TW"),
     Setting("TRUSTED_PROXIES", "", "CIDRs of reverse proxies whose X-Forwarded-For / X-Real-IP are believed"),
 )
 
@@ -71,6 +79,10 @@ class Config:
     wechat_appid: str = ""
     wechat_secret: str = field(default="", repr=False)
     wechat_api_base: str = ""
+    wechat_templates: Mapping[str, Any] = field(default_factory=dict)
+    wechat_miniprogram_state: str = "formal"
+    wechat_lang: str = "zh_CN"
+    metrics_token: str = field(default="", repr=False)
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @property
@@ -136,6 +148,24 @@ def _generated_secrets(data_dir: Path) -> dict[str, str]:
     return values
 
 
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidInput("config.invalid", f"{name} 只能是 " + " | ".join(allowed))
+    return value
+
+
+def _json_object(name: str, value: str) -> dict[str, Any]:
+    if not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise InvalidInput("config.invalid", f"{name} 不是有效的 JSON") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInput("config.invalid", f"{name} 必须是 JSON 对象")
+    return parsed
+
+
 def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
     """Build and validate the config; raises InvalidInput naming the bad setting."""
     env = dict(os.environ if environ is None else environ)
@@ -183,6 +213,12 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         wechat_appid=raw["WECHAT_APPID"] or "",
         wechat_secret=raw["WECHAT_SECRET"] or "",
         wechat_api_base=(raw["WECHAT_API_BASE"] or "").rstrip("/"),
+        wechat_templates=_json_object("WECHAT_TEMPLATES", raw["WECHAT_TEMPLATES"] or ""),
+        wechat_miniprogram_state=_choice(
+            "WECHAT_MINIPROGRAM_STATE", raw["WECHAT_MINIPROGRAM_STATE"] or "formal", ("formal", "trial", "developer")
+        ),
+        metrics_token=raw["METRICS_TOKEN"] or "",
+        wechat_lang=_choice("WECHAT_LANG", raw["WECHAT_LANG"] or "zh_CN", ("zh_CN", "en_US", "zh_HK", "zh_TW")),
         trusted_proxies=_networks("TRUSTED_PROXIES", raw["TRUSTED_PROXIES"] or ""),
     )
     values.update(overrides)

@@ -60,12 +60,12 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password-" + uuid.uuid4().hex)
 
 ACTIONS = (
     "content.view", "content.edit", "hall.edit", "scenario.edit", "catalog.view", "catalog.standard",
-    "catalog.local", "fleet.view", "fleet.command", "fleet.enrol", "figures.view", "audit.view",
+    "catalog.local", "fleet.view", "fleet.command", "fleet.enrol", "figures.view", "audit.view", "calendar.edit",
 )  # fmt: skip
 
 _ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
     "province": frozenset(ACTIONS),
-    "city": frozenset(ACTIONS) - {"catalog.standard", "scenario.edit"},
+    "city": frozenset(ACTIONS) - {"catalog.standard", "scenario.edit", "calendar.edit"},
     "hall_manager": frozenset(
         {"content.view", "content.edit", "hall.edit", "catalog.view"}
         | {"fleet.view", "fleet.command", "fleet.enrol", "figures.view"}

@@ -38,8 +38,8 @@ from pymongo.errors import PyMongoError
 from yiwang import audit
 from yiwang.crypto import constant_time_equal, random_token, token_digest
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
-from yiwang.store import Document
-from yiwang.timeutil import utcnow
+from yiwang.store import Document, Store
+from yiwang.timeutil import as_utc, utcnow
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -724,6 +724,19 @@ async def start_hub(services: Services, **options: Any) -> DeviceHub:
     services.extras["device_hub"] = hub
     await hub.start()
     return hub
+
+
+async def online_by_hall(store: Store) -> dict[str, tuple[int, int]]:
+    """Per hall: active devices, and those online (flag set and seen within twice the write interval).
+    The fleet is bounded by hardware (thousands, not millions), so one projected read is fine."""
+    stale = utcnow() - dt.timedelta(seconds=2 * LAST_SEEN_WRITE_SECONDS + 30)
+    counts: dict[str, tuple[int, int]] = {}
+    async for doc in store["devices"].find({"status": "active"}, {"hall": 1, "online": 1, "last_seen": 1}):
+        seen = doc.get("last_seen")
+        live = bool(doc.get("online")) and seen is not None and as_utc(seen) >= stale
+        active, online = counts.get(doc["hall"], (0, 0))
+        counts[doc["hall"]] = (active + 1, online + int(live))
+    return counts
 
 
 def online_ids(services: Services) -> Iterable[str]:

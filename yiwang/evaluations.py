@@ -227,7 +227,7 @@ async def send_due_invitations(services: Services, limit: int = 50) -> int:
             services,
             app["applicant"].get("account_id"),
             "evaluation_invite",
-            {"thing1": app["item_name"], "thing2": "请对本次办事服务进行评价"},
+            {"item": app["item_name"], "hint": "请对本次办事服务进行评价"},
             f"pages/evaluate/index?id={app['_id']}",
             app["_id"],
         )

@@ -73,6 +73,11 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         from yiwang import devices
 
         services.extras["redeemer_authenticators"] = [devices.redeemer_authenticator]
+        # Entered holiday schedules apply before the first deadline is computed.
+        from yiwang.workcalendar import CalendarKeeper
+
+        keeper = services.extras["work_calendar"] = CalendarKeeper(store)
+        await keeper.start()
         if config.demo_data:
             from yiwang.seed import load_demo_data
 

@@ -122,6 +122,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     # console
     "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
     "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
+    "work_calendars": [],  # entered holiday schedules, one per year (yiwang.workcalendar)
     # yiwang.throttle: one counter per (limit, key digest); ended windows expire
     "throttles": [IndexModel([("window_end", ASCENDING)], expireAfterSeconds=0, name="window_end_ttl")],
     "content": [
@@ -152,6 +153,9 @@ class Store:
 
     @classmethod
     def connect(cls, uri: str, db_name: str) -> Store:
+        from yiwang.metrics import listen_to_database
+
+        listen_to_database()  # command latency for /metrics: registered before the first client exists
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, appname="yiwang"
         )
