@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pyotp
 import pytest
 import pytest_asyncio
@@ -137,3 +138,10 @@ async def test_identity_guesses_are_limited_per_address_across_accounts(
         headers=fresh.headers | {"X-Forwarded-For": "198.51.100.50"},
     )
     assert status == 200 and body["level"] == 3
+
+
+async def test_a_trusted_proxys_https_makes_the_console_cookies_secure(console: str) -> None:
+    headers = {"X-Forwarded-Proto": "https"}
+    async with aiohttp.ClientSession() as session, session.get(console + "/console/login", headers=headers) as r:
+        cookie = r.headers["Set-Cookie"]
+    assert "yw_console_csrf=" in cookie and "Secure" in cookie

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pyotp
 import pytest_asyncio
 
@@ -83,6 +84,13 @@ async def test_wrong_totp_codes_stay_counted_when_the_password_is_entered_again(
         await someone_with_the_password.refresh("/console/login/totp")
         status, text, headers = await someone_with_the_password.submit("/console/login/totp", {"code": right})
         assert status == 429 and "动态验证码错误次数过多" in text and int(headers["Retry-After"]) > 0
+
+
+async def test_an_untrusted_callers_forwarded_proto_changes_nothing(console: str) -> None:
+    headers = {"X-Forwarded-Proto": "https"}
+    async with aiohttp.ClientSession() as session, session.get(console + "/console/login", headers=headers) as r:
+        cookie = r.headers["Set-Cookie"]
+    assert "yw_console_csrf=" in cookie and "Secure" not in cookie
 
 
 # ---- 5. identity guessing ----------------------------------------------------------------------

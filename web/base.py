@@ -123,6 +123,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         inflight = self.application.settings["inflight"]
         inflight.add(self)
+        apply_forwarding(self.request, self.services.config.trusted_proxies)
 
     def on_finish(self) -> None:
         self.application.settings["inflight"].discard(self)
@@ -240,14 +241,35 @@ class NotFoundHandler(BaseHandler):
         return not self.request.path.startswith("/api/") and super()._wants_html()
 
 
+def _peer(request: tornado.httputil.HTTPServerRequest) -> str | None:
+    address = getattr(getattr(request.connection, "context", None), "address", None)
+    return str(address[0]) if isinstance(address, tuple) and address else None
+
+
 def request_address(request: tornado.httputil.HTTPServerRequest, trusted: Sequence[throttle.IPNetwork]) -> str:
     """The client address of ``request``: the socket peer (never ``remote_ip``, which
     ``xheaders`` would take from any caller's headers), or what a trusted proxy says."""
-    address = getattr(getattr(request.connection, "context", None), "address", None)
-    peer = address[0] if isinstance(address, tuple) and address else request.remote_ip
     return throttle.client_address(
-        peer, request.headers.get("X-Forwarded-For"), request.headers.get("X-Real-IP"), trusted
+        _peer(request) or request.remote_ip,
+        request.headers.get("X-Forwarded-For"),
+        request.headers.get("X-Real-IP"),
+        trusted,
     )
+
+
+def apply_forwarding(request: tornado.httputil.HTTPServerRequest, trusted: Sequence[throttle.IPNetwork]) -> None:
+    """The one place forwarding headers take effect: ``remote_ip`` and ``protocol`` become what a
+    trusted proxy says (``X-Forwarded-For``/``X-Real-IP``, ``X-Forwarded-Proto``/``X-Scheme``),
+    else the socket's own, whatever ``xheaders`` did (``server.py`` leaves it off)."""
+    context = getattr(request.connection, "context", None)
+    protocol = str(getattr(context, "_orig_protocol", request.protocol))
+    if throttle.peer_is_trusted(_peer(request), trusted):
+        said = request.headers.get("X-Forwarded-Proto") or request.headers.get("X-Scheme") or ""
+        said = said.split(",")[-1].strip().lower()
+        if said in ("http", "https"):
+            protocol = said
+    request.protocol = protocol
+    request.remote_ip = request_address(request, trusted)
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:

@@ -175,6 +175,12 @@ def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: Se
     return any(address.version == net.version and address in net for net in trusted)
 
 
+def peer_is_trusted(peer: str | None, trusted: Sequence[IPNetwork]) -> bool:
+    """Is the socket peer one of the configured trusted proxies?"""
+    found = _ip(peer or "")
+    return found is not None and _trusted(found, trusted)
+
+
 def client_address(
     peer: str | None, forwarded_for: str | None, real_ip: str | None, trusted: Sequence[IPNetwork]
 ) -> str:
