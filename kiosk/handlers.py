@@ -74,7 +74,8 @@ class KioskMixin:
         header = self.request.headers.get("Authorization")
         if header:
             device_id, credential = devices.parse_credential_header(header)
-            self.device = await devices.authenticate(self.services, device_id, credential)
+            self.device = await devices.authenticate(self.services, device_id, credential,
+                                                     self.request.headers.get(devices.MACHINE_HEADER))
         hall_code = self.device.hall if self.device else None
         if hall_code is None:
             named = self.get_query_argument("device", None) or self.get_cookie(DEVICE_COOKIE)

@@ -653,6 +653,22 @@ def build() -> dict[str, Any]:
                 tags=("证照",),
             )
         },
+        "/certificates/{certificate_id}/file": {
+            "get": op(
+                "下载本人证照的 OFD 电子证照文件（GB/T 36905：矢量证面、元数据、SM2 电子签章）；下载留痕",
+                None,
+                params=cert_id,
+                level=3,
+                errors=("404",),
+                tags=("证照",),
+                raw_ok={
+                    "description": "OFD 文件",
+                    "content": {
+                        "application/ofd": {"schema": {"type": "string", "contentMediaType": "application/ofd"}}
+                    },
+                },
+            )
+        },
         "/consent/describe": {
             "post": op(
                 "扫描自助终端的取证码：谁在要、用途、可选证照",
@@ -709,7 +725,8 @@ def build() -> dict[str, Any]:
         },
         "/copies/{copy_id}/image": {
             "get": op(
-                "下载存到手机的加注件：png 为证面（带水印与核验码），pdf 为 A4 打印件（含加注信息）；查看留痕",
+                "下载存到手机的加注件：png 为证面（带水印与核验码），pdf 为 A4 打印件（含加注信息），"
+                "ofd 为带电子签章的 OFD 电子证照文件；查看留痕",
                 None,
                 params=[
                     path_param("copy_id", "加注件 id"),
@@ -717,7 +734,7 @@ def build() -> dict[str, Any]:
                         "name": "format",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "enum": ["png", "pdf"], "default": "png"},
+                        "schema": {"type": "string", "enum": ["png", "pdf", "ofd"], "default": "png"},
                     },
                 ],
                 level=3,
@@ -728,6 +745,7 @@ def build() -> dict[str, Any]:
                     "content": {
                         "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}},
                         "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}},
+                        "application/ofd": {"schema": {"type": "string", "contentMediaType": "application/ofd"}},
                     },
                 },
             )

@@ -18,7 +18,9 @@ from yiwang.timeutil import format_local
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each surface exports `routes()`; order matters only for overlapping patterns.
-SURFACES = ("web.health", "web.metrics", "certs_api", "console", "kiosk", "devices_api", "mobile_api")
+SURFACES = (
+    "web.health", "web.metrics", "web.wechat_push", "certs_api", "console", "kiosk", "devices_api", "mobile_api",
+)  # fmt: skip
 
 
 def make_jinja() -> jinja2.Environment:

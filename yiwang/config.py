@@ -41,6 +41,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKERS", "4", "threads for blocking work (Pillow, pyzbar, WeChat calls)"),
     Setting("SHUTDOWN_GRACE_SECONDS", "10", "how long in-flight requests may finish after SIGTERM"),
     Setting("PII_KEY", None, "hex 16-byte SM4 key for personal data at rest", secret=True),
+    Setting(
+        "PII_KEYS_PREVIOUS", "",
+        "retired PII keys still readable (hex, comma-separated) while a background job re-seals their data",
+    ),
     Setting("BLIND_INDEX_KEY", None, "hex 32-byte HMAC-SM3 key for blind indexes", secret=True),
     Setting("COOKIE_SECRET", None, "secret for signed cookies (console, kiosk sessions)", secret=True),
     Setting("WECHAT_APPID", "wx0000000000000000", "mini-program appid"),
@@ -51,6 +55,8 @@ SETTINGS: tuple[Setting, ...] = (
         "JSON: subscribe-message templates by name, {name: {id, keywords: {field: keyword}}}; empty: built-in",
     ),
     Setting("WECHAT_MINIPROGRAM_STATE", "formal", "subscribe messages open this version: formal | trial | developer"),
+    Setting("WECHAT_PUSH_TOKEN", "", "message push (消息推送) Token; empty: /api/wechat/push is off"),
+    Setting("WECHAT_PUSH_AES_KEY", "", "message push EncodingAESKey (43 characters, safe mode)"),
     Setting("METRICS_TOKEN", "", "bearer token for /metrics from other hosts; empty: /metrics answers loopback only"),
     Setting("WECHAT_LANG", "zh_CN", "language of subscribe messages: zh_CN | en_US | zh_HK | zh_TW"),
     Setting("TRUSTED_PROXIES", "", "CIDRs of reverse proxies whose X-Forwarded-For / X-Real-IP are believed"),
@@ -80,9 +86,12 @@ class Config:
     wechat_secret: str = field(default="", repr=False)
     wechat_api_base: str = ""
     wechat_templates: Mapping[str, Any] = field(default_factory=dict)
+    pii_keys_previous: tuple[bytes, ...] = field(default=(), repr=False)
     wechat_miniprogram_state: str = "formal"
     wechat_lang: str = "zh_CN"
     metrics_token: str = field(default="", repr=False)
+    wechat_push_token: str = field(default="", repr=False)
+    wechat_push_aes_key: str = field(default="", repr=False)
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @property
@@ -148,6 +157,31 @@ def _generated_secrets(data_dir: Path) -> dict[str, str]:
     return values
 
 
+def _previous_keys(value: str, current: bytes) -> tuple[bytes, ...]:
+    keys: list[bytes] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            key = bytes.fromhex(part)
+        except ValueError:
+            key = b""
+        if len(key) != _HEX_LENGTHS["PII_KEY"]:
+            raise InvalidInput("config.invalid", "PII_KEYS_PREVIOUS 中的每个密钥必须是 16 字节的十六进制")
+        if key == current:
+            raise InvalidInput("config.invalid", "PII_KEYS_PREVIOUS 不能包含当前的 PII_KEY")
+        keys.append(key)
+    return tuple(keys)
+
+
+def _aes_key(value: str) -> str:
+    if value and (len(value) != 43 or not value.isalnum()):
+        raise InvalidInput(
+            "config.invalid", "WECHAT_PUSH_AES_KEY 必须是 43 位字母或数字（微信后台生成的 EncodingAESKey）"
+        )
+    return value
+
+
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise InvalidInput("config.invalid", f"{name} 只能是 " + " | ".join(allowed))
@@ -208,6 +242,7 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         workers=_int("WORKERS", raw["WORKERS"] or "4", 1, 64),
         shutdown_grace_seconds=float(_int("SHUTDOWN_GRACE_SECONDS", raw["SHUTDOWN_GRACE_SECONDS"] or "10", 0, 600)),
         pii_key=bytes.fromhex(raw["PII_KEY"] or ""),
+        pii_keys_previous=_previous_keys(raw["PII_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["PII_KEY"] or "")),
         blind_index_key=bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""),
         cookie_secret=raw["COOKIE_SECRET"] or "",
         wechat_appid=raw["WECHAT_APPID"] or "",
@@ -218,6 +253,8 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
             "WECHAT_MINIPROGRAM_STATE", raw["WECHAT_MINIPROGRAM_STATE"] or "formal", ("formal", "trial", "developer")
         ),
         metrics_token=raw["METRICS_TOKEN"] or "",
+        wechat_push_token=raw["WECHAT_PUSH_TOKEN"] or "",
+        wechat_push_aes_key=_aes_key(raw["WECHAT_PUSH_AES_KEY"] or ""),
         wechat_lang=_choice("WECHAT_LANG", raw["WECHAT_LANG"] or "zh_CN", ("zh_CN", "en_US", "zh_HK", "zh_TW")),
         trusted_proxies=_networks("TRUSTED_PROXIES", raw["TRUSTED_PROXIES"] or ""),
     )

@@ -32,9 +32,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from yiwang import throttle
+from yiwang import audit, throttle
 from yiwang.crypto import FieldCipher, random_token, token_digest
-from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, RateLimited
+from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, RateLimited
 from yiwang.store import Document, Store
 from yiwang.timeutil import utcnow
 
@@ -98,6 +98,7 @@ class ConsoleUser:
     halls: tuple[str, ...] = ()
     department: str = ""
     totp_enabled: bool = False
+    disabled: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -131,6 +132,7 @@ def _user(doc: Mapping[str, Any]) -> ConsoleUser:
         halls=tuple(scope.get("halls", [])),
         department=str(scope.get("department", "")),
         totp_enabled=bool(doc.get("totp")),
+        disabled=bool(doc.get("disabled")),
     )
 
 
@@ -235,6 +237,35 @@ async def create_user(
     except DuplicateKeyError:
         raise Conflict("console.username_taken", "用户名已存在") from None
     return _user(doc)
+
+
+async def list_users(store: Store) -> list[ConsoleUser]:
+    return [_user(d) async for d in store["console_users"].find({}, sort=[("username", 1)])]
+
+
+async def _user_by_name(store: Store, username: Any) -> Document:
+    doc = await store["console_users"].find_one({"username": str(username).lower()})
+    if doc is None:
+        raise NotFound("console.user_not_found", "找不到该用户")
+    return doc
+
+
+async def disable_user(store: Store, username: Any, by: audit.Actor) -> ConsoleUser:
+    """The account can no longer log in, and its open sessions end now."""
+    doc = await _user_by_name(store, username)
+    await store["console_users"].update_one({"_id": doc["_id"]}, {"$set": {"disabled": True, "disabled_at": utcnow()}})
+    await end_all_sessions(store, [doc["_id"]])
+    await audit.record(store, by, "console.user_disabled", f"console_user:{doc['_id']}", channel="system")
+    return _user({**doc, "disabled": True})
+
+
+async def reset_totp(store: Store, username: Any, by: audit.Actor) -> ConsoleUser:
+    """A lost authenticator: TOTP off (the user sets it up again at the next login), sessions ended."""
+    doc = await _user_by_name(store, username)
+    await store["console_users"].update_one({"_id": doc["_id"]}, {"$set": {"totp": None}})
+    await end_all_sessions(store, [doc["_id"]])
+    await audit.record(store, by, "console.totp_reset", f"console_user:{doc['_id']}", channel="system")
+    return _user({**doc, "totp": None})
 
 
 async def load_demo_console_users(services: Services) -> int:

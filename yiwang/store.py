@@ -123,6 +123,8 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
     "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
     "work_calendars": [],  # entered holiday schedules, one per year (yiwang.workcalendar)
+    # content-security results pushed by WeChat (yiwang.wechat_push), kept 30 days
+    "media_checks": [IndexModel([("at", ASCENDING)], expireAfterSeconds=30 * 86400, name="at_ttl")],
     # yiwang.throttle: one counter per (limit, key digest); ended windows expire
     "throttles": [IndexModel([("window_end", ASCENDING)], expireAfterSeconds=0, name="window_end_ttl")],
     "content": [

@@ -301,6 +301,23 @@ class WeChatGateway:
                 raise WeChatError("wechat.busy", "微信服务繁忙，请稍后再试", None, retry_after=RETRY_AFTER_BUSY)
             return await self._stable_token(force=True)
 
+    async def msg_sec_check(self, openid: str, content: str, scene: int) -> str:
+        """msgSecCheck v2: ``pass``, ``review`` or ``risky`` for ``content`` written by ``openid``."""
+        token = await self.access_token()
+        body = {"content": content, "version": 2, "scene": scene, "openid": openid}
+        for attempt in range(2):
+            result = await self._post_json("/wxa/msg_sec_check", body, {"access_token": token})
+            errcode = result.get("errcode", 0)
+            verdict = result.get("result")
+            if errcode == 0 and isinstance(verdict, dict) and verdict.get("suggest") in ("pass", "review", "risky"):
+                return str(verdict["suggest"])
+            if errcode in TOKEN_ERRORS and attempt == 0:
+                token = await self.recover_token(token)
+                continue
+            error = map_errcode(errcode)
+            raise error if isinstance(error, WeChatError) else WeChatError("wechat.error", error.message, errcode)
+        raise map_errcode(None)
+
     async def account_templates(self) -> list[dict[str, Any]]:
         """The account's own subscribe-message templates (``getTemplateList``)."""
         token = await self.access_token()

@@ -47,6 +47,10 @@ class FakeWeChat:
         "yiwang-evaluation-invite": "事项名称{{thing1.DATA}}\n温馨提示{{thing2.DATA}}",
         "yiwang-certificate-expiry": "证照名称{{thing1.DATA}}\n有效期至{{date2.DATA}}\n温馨提示{{thing3.DATA}}",
     })  # fmt: skip
+    # msgSecCheck: words that make text risky / sent for review, and what was checked
+    risky_words: set[str] = field(default_factory=lambda: {"违禁词"})
+    review_words: set[str] = field(default_factory=lambda: {"待审词"})
+    checked_texts: list[dict[str, Any]] = field(default_factory=list)
     phone_appid: str | None = None  # the appid the phone watermark names (default: this appid)
     phone_country: str = "86"
 
@@ -189,6 +193,25 @@ class FakeWeChat:
         self.sent_messages.append(data)
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": len(self.sent_messages)})
 
+    async def msg_sec_check(self, request: web.Request) -> web.Response:
+        self.calls.append("msg_sec_check")
+        forced = self._forced(request.path)
+        if forced:
+            return forced
+        if not self._valid_token(request.query.get("access_token")):
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        data = await request.json()
+        if data.get("version") != 2 or data.get("scene") not in (1, 2, 3, 4) or not data.get("openid"):
+            return web.json_response({"errcode": 47001, "errmsg": "data format error"})
+        self.checked_texts.append(data)
+        content = str(data.get("content", ""))
+        suggest = "risky" if any(w in content for w in self.risky_words) else (
+            "review" if any(w in content for w in self.review_words) else "pass"
+        )
+        label = 100 if suggest == "pass" else 20001
+        return web.json_response({"errcode": 0, "errmsg": "ok", "result": {"suggest": suggest, "label": label},
+                                  "detail": [], "trace_id": secrets.token_hex(8)})  # fmt: skip
+
     async def get_templates(self, request: web.Request) -> web.Response:
         self.calls.append("gettemplate")
         forced = self._forced(request.path)
@@ -207,4 +230,5 @@ class FakeWeChat:
         app.router.add_post("/wxa/business/getuserphonenumber", self.phone_number)
         app.router.add_post("/cgi-bin/message/subscribe/send", self.subscribe_send)
         app.router.add_get("/wxaapi/newtmpl/gettemplate", self.get_templates)
+        app.router.add_post("/wxa/msg_sec_check", self.msg_sec_check)
         return app
