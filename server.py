@@ -46,7 +46,8 @@ def bind(config: Config) -> list[socket.socket]:
 
 
 def listen(app: tornado.web.Application, sockets: list[socket.socket]) -> HTTPServer:
-    http = HTTPServer(app, xheaders=True, max_body_size=32 * 1024 * 1024, idle_connection_timeout=60)
+    # No xheaders: forwarding headers are believed only from TRUSTED_PROXIES (web.base.request_address).
+    http = HTTPServer(app, max_body_size=32 * 1024 * 1024, idle_connection_timeout=60)
     http.add_sockets(sockets)
     return http
 

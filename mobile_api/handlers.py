@@ -59,7 +59,8 @@ class IdentityHandler(MobileHandler):
     async def post(self) -> None:
         body = self.json_body()
         view = await accounts.bind_real_name(
-            self.services, self.principal, body.get("name"), body.get("id_number"), rebind=body.get("rebind", False)
+            self.services, self.principal, body.get("name"), body.get("id_number"), rebind=body.get("rebind", False),
+            address=self.client_address,
         )
         self.write_json(view)
 
@@ -455,7 +456,10 @@ class AgentApplicationHandler(MobileHandler):
 class StaffSessionHandler(PublicHandler):
     async def post(self) -> None:
         body = self.json_body()
-        self.write_json(await accounts.staff_login(self.services, body.get("username"), body.get("password")), 201)
+        login = await accounts.staff_login(
+            self.services, body.get("username"), body.get("password"), self.client_address, body.get("code")
+        )
+        self.write_json(login, 201)
 
 
 class StaffApplicationsHandler(MobileHandler):

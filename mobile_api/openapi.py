@@ -521,7 +521,7 @@ def build() -> dict[str, Any]:
                     },
                     ["name", "id_number"],
                 ),
-                errors=("400", "404", "409"),
+                errors=("400", "404", "409", "429"),
                 tags=("登录与实名",),
             )
         },
@@ -970,15 +970,22 @@ def build() -> dict[str, Any]:
         },
         "/staff/session": {
             "post": op(
-                "部门工作人员登录（演示：data/demo/accounts.json 中 department_staff 账号；生产环境关闭）",
+                "部门工作人员登录（department_staff 角色的管理后台账号，与后台登录同样限流；生产环境关闭）",
                 obj(
                     {"token": {"type": "string"}, "token_type": {"type": "string"}, "department": {"type": "string"}},
                     ["token", "department"],
                 ),
                 status="201",
-                body=obj({"username": {"type": "string"}, "password": {"type": "string"}}, ["username", "password"]),
+                body=obj(
+                    {
+                        "username": {"type": "string"},
+                        "password": {"type": "string"},
+                        "code": {"type": "string", "description": "已启用动态验证码的账号：6 位动态验证码"},
+                    },
+                    ["username", "password"],
+                ),
                 auth=False,
-                errors=("400", "401", "403"),
+                errors=("400", "401", "403", "429"),
                 tags=("部门",),
             )
         },

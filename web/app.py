@@ -54,7 +54,6 @@ def make_app(services: Services, *, extra_routes: list[Any] | None = None, **ove
         websocket_ping_timeout=30,
         websocket_max_message_size=256 * 1024,
         compress_response=True,
-        xheaders=True,
     )
     settings.update(overrides)
     return tornado.web.Application(routes, **settings)

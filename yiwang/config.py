@@ -12,6 +12,7 @@ import secrets
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WECHAT_PUSH_AES_KEY", "", "message push EncodingAESKey (43 characters, safe mode)"),
     Setting("METRICS_TOKEN", "", "bearer token for /metrics from other hosts; empty: /metrics answers loopback only"),
     Setting("WECHAT_LANG", "zh_CN", "language of subscribe messages: zh_CN | en_US | zh_HK | zh_TW"),
+    Setting("TRUSTED_PROXIES", "", "CIDRs of reverse proxies whose X-Forwarded-For / X-Real-IP are believed"),
 )
 
 _HEX_LENGTHS = {"PII_KEY": 16, "BLIND_INDEX_KEY": 32}
@@ -90,6 +92,7 @@ class Config:
     metrics_token: str = field(default="", repr=False)
     wechat_push_token: str = field(default="", repr=False)
     wechat_push_aes_key: str = field(default="", repr=False)
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -108,6 +111,18 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InvalidInput("config.invalid", f"配置项 {name} 超出范围 {low}–{high}")
     return value
+
+
+def _networks(name: str, raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    networks: list[IPv4Network | IPv6Network] = []
+    for part in raw.replace(";", ",").split(","):
+        if part.strip():
+            try:
+                networks.append(ip_network(part.strip(), strict=False))
+            except ValueError:
+                message = f"配置项 {name} 中的 {part.strip()!r} 不是 IP 地址或网段"
+                raise InvalidInput("config.invalid", message) from None
+    return tuple(networks)
 
 
 def _secret_file(data_dir: Path) -> Path:
@@ -241,6 +256,7 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         wechat_push_token=raw["WECHAT_PUSH_TOKEN"] or "",
         wechat_push_aes_key=_aes_key(raw["WECHAT_PUSH_AES_KEY"] or ""),
         wechat_lang=_choice("WECHAT_LANG", raw["WECHAT_LANG"] or "zh_CN", ("zh_CN", "en_US", "zh_HK", "zh_TW")),
+        trusted_proxies=_networks("TRUSTED_PROXIES", raw["TRUSTED_PROXIES"] or ""),
     )
     values.update(overrides)
     return Config(**values)

@@ -126,10 +126,8 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "work_calendars": [],  # entered holiday schedules, one per year (yiwang.workcalendar)
     # content-security results pushed by WeChat (yiwang.wechat_push), kept 30 days
     "media_checks": [IndexModel([("at", ASCENDING)], expireAfterSeconds=30 * 86400, name="at_ttl")],
-    "login_attempts": [
-        IndexModel([("at", ASCENDING)], expireAfterSeconds=3600, name="at_ttl"),
-        IndexModel([("key", ASCENDING), ("at", DESCENDING)], name="key_at"),
-    ],
+    # yiwang.throttle: one counter per (limit, key digest); ended windows expire
+    "throttles": [IndexModel([("window_end", ASCENDING)], expireAfterSeconds=0, name="window_end_ttl")],
     "content": [
         IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status"),
         IndexModel([("updated_at", DESCENDING)], name="updated_at"),
