@@ -37,6 +37,7 @@ from pymongo.errors import DuplicateKeyError
 
 from yiwang.crypto import token_digest
 from yiwang.errors import RateLimited
+from yiwang.metrics import THROTTLED
 from yiwang.store import Store
 from yiwang.timeutil import as_utc, utcnow
 
@@ -137,6 +138,7 @@ class Reservation:
 def refusal(code: str, message: str, retry_after: int) -> RateLimited:
     """The 429: ``{message}`` may hold ``{minutes}``; Retry-After is set from ``retry_after`` by web.base."""
     minutes = max(1, math.ceil(retry_after / 60))
+    THROTTLED.labels(code).inc()
     return RateLimited(code, message.format(minutes=minutes), retry_after=retry_after)
 
 
