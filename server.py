@@ -24,9 +24,11 @@ from tornado.netutil import bind_sockets
 
 from web.app import make_app
 from web.base import SERVER_LIMITS
+from yiwang import sdnotify
 from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
 from yiwang.logs import configure_logging
+from yiwang.notifications import check_account_templates
 from yiwang.runtime import Services, open_services
 
 log = logging.getLogger("yiwang.server")
@@ -45,7 +47,8 @@ def bind(config: Config) -> list[socket.socket]:
 
 
 def listen(app: tornado.web.Application, sockets: list[socket.socket]) -> HTTPServer:
-    http = HTTPServer(app, xheaders=True, idle_connection_timeout=60, **SERVER_LIMITS)
+    # No xheaders: forwarding headers are believed only from TRUSTED_PROXIES (web.base.request_address).
+    http = HTTPServer(app, idle_connection_timeout=60, **SERVER_LIMITS)
     http.add_sockets(sockets)
     return http
 
@@ -66,6 +69,8 @@ async def serve() -> None:
     configure_logging(config.log_level)
     sockets = bind(config)
     services = await open_services(config)
+    # Off the start-up path: WeChat may be slow or down, and a misconfigured template is logged, not fatal.
+    template_check = asyncio.create_task(check_account_templates(services))
     app = make_app(services)
     running = Running(app, listen(app, sockets), services)
     base = config.public_url
@@ -82,7 +87,12 @@ async def serve() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    sdnotify.notify("READY=1")
+    watchdog = sdnotify.start_watchdog()
     await stop.wait()
+    sdnotify.notify("STOPPING=1")
+    template_check.cancel()
+    await sdnotify.stop_watchdog(watchdog)
     await shutdown(running, config.shutdown_grace_seconds)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from console.base import ConsoleHandler
-from yiwang import console_accounts
+from yiwang import console_accounts, workcalendar
 
 
 class HomeHandler(ConsoleHandler):
     async def get(self) -> None:
         halls = await self.halls()
         visible = console_accounts.visible_halls(self.current, halls)
-        self.render_page("console/home.html", halls=[halls[c] for c in visible])
+        # Deadlines everywhere depend on it: province and city administrators see the gap.
+        calendar_warning = workcalendar.warning() if self.current.role in ("province", "city") else None
+        self.render_page("console/home.html", halls=[halls[c] for c in visible], calendar_warning=calendar_warning)
