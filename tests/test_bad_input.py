@@ -104,10 +104,12 @@ def _bodies() -> list[tuple[str, bytes, str]]:
     return bodies
 
 
+# A few hundred names each (a login redirect echoes the query: keep it under the client's 8 KB line).
 QUERIES = [
     "&".join(f"{n}=" for n in FIELDS),
     "&".join(f"{n}=%00" for n in FIELDS),
-    "&".join(f"{n}={'9' * 20}" for n in FIELDS),
+    "&".join(f"{n}={'9' * 20}" for n in FIELDS[: len(FIELDS) // 2]),
+    "&".join(f"{n}={'9' * 20}" for n in FIELDS[len(FIELDS) // 2 :]),
     "&".join(f"{n}=nan" for n in FIELDS),
     "&".join(f"{n}=-1" for n in FIELDS),
 ]
@@ -163,7 +165,7 @@ async def test_no_route_answers_malformed_input_with_a_server_error(callers, ser
                         error = json.loads(raw)["error"]
                         assert error["code"] and error["message"], (method, url, raw[:200])
             except aiohttp.ClientError as exc:
-                failures.append(f"{method} {url[len(server) :][:80]} [{what}] → {type(exc).__name__} {exc}")
+                failures.append(f"{method} {url[len(server) :][:80]} [{what}] → {type(exc).__name__} {str(exc)[:200]}")
 
         for method, path in routes:
             headers = {**_caller(callers, path), "Accept": "application/json"}
