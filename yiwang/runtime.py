@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from yiwang.audit_anchor import AuditWatch, open_watch
 from yiwang.blocking import Offloader
 from yiwang.catalog import Catalog
 from yiwang.config import Config
@@ -31,10 +32,13 @@ class Services:
     offload: Offloader
     catalog: Catalog
     embedded: EmbeddedMongo | None = None
+    audit: AuditWatch | None = None  # verifies the audit trail at start-up and on schedule
     # Per-concept long-lived objects (caches, clients, channels), keyed by concept.
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self, *, close_store: bool = True) -> None:
+        if self.audit is not None:
+            await self.audit.aclose()
         for name, extra in reversed(list(self.extras.items())):
             closer = getattr(extra, "aclose", None)
             if closer is not None:
@@ -51,6 +55,7 @@ class Services:
 
 async def open_services(config: Config, *, store: Store | None = None) -> Services:
     embedded = None
+    watch: AuditWatch | None = None
     if store is None:
         uri = config.mongodb_uri
         if not uri:
@@ -73,11 +78,16 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         from yiwang import devices
 
         services.extras["redeemer_authenticators"] = [devices.redeemer_authenticator]
+        services.audit = watch = await open_watch(
+            store, config.audit_key, config.audit_checkpoints, config.audit_verify_seconds, services.offload.run
+        )
         if config.demo_data:
             from yiwang.seed import load_demo_data
 
             await load_demo_data(services)
     except BaseException:
+        if watch is not None:
+            await watch.aclose()
         await store.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
