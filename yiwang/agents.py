@@ -203,9 +203,7 @@ async def grant_authorisation(
         "revoked_at": None,
         "activity": [],
     }
-    await services.store["authorisations"].insert_one(doc)
-    await audit.record(
-        services.store,
+    pending = audit.intent(
         actor or audit.Actor("resident", resident_index[:16], "本人"),
         "authorisation.grant",
         doc["_id"],
@@ -213,6 +211,9 @@ async def grant_authorisation(
         on_behalf_of=resident_index,
         detail={"agent": found["_id"], "items": clean_items, "until": doc["until"]},
     )
+    doc[audit.PENDING_FIELD] = [pending]  # the grant and its audit entry are one write
+    await services.store["authorisations"].insert_one(doc)
+    await audit.settle(services.store, "authorisations", doc, pending)
     return authorisation_view(doc, found)
 
 
@@ -225,21 +226,21 @@ async def revoke_authorisation(
 ) -> dict[str, Any]:
     if not isinstance(authorisation_id, str):
         raise NotFound("authorisation.not_found", "找不到该授权")
-    updated = await services.store["authorisations"].find_one_and_update(
-        {"_id": authorisation_id, "resident_index": resident_index, "status": "active"},
-        {"$set": {"status": "revoked", "revoked_at": utcnow()}},
-        return_document=ReturnDocument.AFTER,
-    )
-    if updated is None:
-        raise NotFound("authorisation.not_found", "找不到有效的授权")
-    await audit.record(
-        services.store,
+    pending = audit.intent(
         actor or audit.Actor("resident", resident_index[:16], "本人"),
         "authorisation.revoke",
         authorisation_id,
         channel=channel,
         on_behalf_of=resident_index,
     )
+    updated = await services.store["authorisations"].find_one_and_update(
+        {"_id": authorisation_id, "resident_index": resident_index, "status": "active"},
+        {"$set": {"status": "revoked", "revoked_at": utcnow()}, "$push": audit.pending_push(pending)},
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        raise NotFound("authorisation.not_found", "找不到有效的授权")
+    await audit.settle(services.store, "authorisations", updated, pending)
     return authorisation_view(updated, await agent(services, updated["agent"]))
 
 

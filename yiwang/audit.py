@@ -181,6 +181,18 @@ async def complete(store: Store, collection: str, doc_id: str, pending: Document
     return True
 
 
+async def settle(store: Store, collection: str, doc: Document, pending: Document) -> bool:
+    """:func:`complete` for a document just written or returned, which then loses the marker
+    in memory too (what the caller goes on to show)."""
+    done = await complete(store, collection, doc["_id"], pending)
+    left = [p for p in doc.get(PENDING_FIELD) or [] if p.get("id") != pending["id"]]
+    if left:
+        doc[PENDING_FIELD] = left
+    else:
+        doc.pop(PENDING_FIELD, None)
+    return done
+
+
 async def retry_unfinished(store: Store) -> int:
     """Complete the pending entries this process could not (cheap: no scan)."""
     left = _unfinished.get(_head_key(store), {})
