@@ -10,4 +10,7 @@ class HomeHandler(ConsoleHandler):
     async def get(self) -> None:
         halls = await self.halls()
         visible = console_accounts.visible_halls(self.current, halls)
-        self.render_page("console/home.html", halls=[halls[c] for c in visible])
+        watch = self.services.audit
+        may_see = watch is not None and console_accounts.role_may(self.current, "audit.view")  # province, city
+        trail = watch.status.view() if watch is not None and may_see else None
+        self.render_page("console/home.html", halls=[halls[c] for c in visible], audit_trail=trail)

@@ -146,6 +146,26 @@ async def test_an_edit_before_the_checkpoint_is_caught(services: Services) -> No
     assert (full.state, full.first_bad) == ("broken", 3)
 
 
+async def test_an_entry_edited_in_place_before_the_checkpoint_is_caught_by_the_daily_full_walk(
+    services: Services,
+) -> None:
+    assert services.audit is not None
+    await _record(services, 5)
+    await services.audit.run_once()
+    await services.store["audit"].update_one({"seq": 2}, {"$set": {"purpose": "篡改"}})
+    status = await services.audit.run_once(full=True)
+    assert (status.state, status.problem, status.first_bad) == ("broken", "edited", 2)
+
+
+async def test_an_entry_deleted_before_the_checkpoint_is_caught_by_the_next_check(services: Services) -> None:
+    assert services.audit is not None
+    await _record(services, 5)
+    await services.audit.run_once()
+    await services.store["audit"].delete_one({"seq": 2})
+    status = await services.audit.run_once()  # not a full walk: the count gives it away
+    assert (status.state, status.problem, status.first_bad) == ("broken", "gap", 2)
+
+
 async def test_a_deleted_entry_is_caught(services: Services) -> None:
     assert services.audit is not None
     await _record(services, 3)
@@ -232,3 +252,27 @@ async def test_the_offline_command_verifies_against_the_database_and_the_checkpo
     bad = await asyncio.to_thread(_offline, "verify", "--uri", mongo_uri, "--db", db, "--checkpoints", path, key=key)
     assert bad.returncode == 1
     assert json.loads(bad.stdout)["first_bad"] == 2
+
+
+async def test_province_and_city_admins_see_the_audit_verification_on_the_console_home(
+    services: Services, server: str
+) -> None:
+    from tests.console_support import Browserless, prepare
+
+    assert services.audit is not None
+    await prepare(services)
+    await _record(services, 3)
+    await services.audit.run_once()
+    admin, hall = Browserless(server), Browserless(server)
+    try:
+        status, text = await admin.login("gz_admin")
+        assert status == 200 and "审计日志核验" in text and "完好" in text
+        await services.store["audit"].delete_one({"seq": 2})
+        await services.audit.run_once()
+        _, text = await admin.get("/console/")
+        assert "已被篡改" in text and "第 2 条缺失" in text
+        status, text = await hall.login("th_hall")
+        assert status == 200 and "审计日志核验" not in text  # a hall manager does not see it
+    finally:
+        await admin.close()
+        await hall.close()
