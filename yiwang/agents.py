@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ from yiwang.timeutil import local_today, utcnow
 if TYPE_CHECKING:
     from yiwang.runtime import Services
     from yiwang.store import Document
+
+log = logging.getLogger(__name__)
 
 DEMO_ACCOUNTS = Path(__file__).resolve().parent.parent / "data" / "demo" / "accounts.json"
 MAX_ITEMS = 20
@@ -291,11 +294,15 @@ async def require_authorisation(services: Services, agent_code: str, authorisati
 
 
 async def record_activity(services: Services, authorisation_id: str, action: str, subject: str) -> None:
-    """Append "what the agent did" to the authorisation, for the resident to see."""
-    await services.store["authorisations"].update_one(
-        {"_id": authorisation_id},
-        {"$push": {"activity": {"at": utcnow(), "action": action, "subject": subject}}},
-    )
+    """Append "what the agent did" to the authorisation, for the resident to see. It follows a
+    change that is already durable (and audited), so a failure here is logged, never the answer."""
+    try:
+        await services.store["authorisations"].update_one(
+            {"_id": authorisation_id},
+            {"$push": {"activity": {"at": utcnow(), "action": action, "subject": subject}}},
+        )
+    except Exception:
+        log.warning("agent activity not recorded", extra={"fields": {"action": action}})
 
 
 async def applicant_for(services: Services, agent_doc: Document, authorisation_id: Any, item: Any) -> Any:
