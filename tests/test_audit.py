@@ -141,8 +141,9 @@ async def test_an_edit_before_the_checkpoint_is_caught(services: Services) -> No
     await _rehash_from(services.store, 3, {"purpose": "篡改"})
     status = await services.audit.run_once()
     assert (status.state, status.problem) == ("broken", "anchor_mismatch")
-    full = await audit_anchor.verify(services.store, services.config.audit_key, services.config.audit_checkpoints,
-                                     full=True)
+    full, _ = await audit_anchor.verify(
+        services.store, services.config.audit_key, services.config.audit_checkpoints, full=True
+    )
     assert (full.state, full.first_bad) == ("broken", 3)
 
 
@@ -195,6 +196,23 @@ async def test_checkpoints_are_signed_outside_the_database_and_a_forged_one_is_r
     path.write_text("\n".join([*lines[:-1], json.dumps(last)]) + "\n")
     status = await services.audit.run_once()
     assert (status.state, status.problem) == ("broken", "checkpoint_signature")
+
+
+async def test_checkpoint_lines_removed_or_edited_in_the_file_are_caught(services: Services) -> None:
+    assert services.audit is not None
+    path = services.config.audit_checkpoints
+    for _ in range(3):
+        await _record(services, 1)
+        await services.audit.run_once()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3
+    path.write_text(lines[0] + "\n")  # the last two cut off, as someone hiding a cut tail would
+    assert (await services.audit.run_once()).problem == "checkpoints_truncated"
+    edited = json.loads(lines[1])
+    edited["at"] = "2020-01-01T00:00:00+00:00"
+    path.write_text("\n".join([lines[0], json.dumps(edited), lines[2]]) + "\n")  # a middle line changed
+    status, _ = await audit_anchor.verify(services.store, services.config.audit_key, path, full=True)
+    assert (status.state, status.problem) == ("broken", "checkpoint_chain")
 
 
 async def test_a_legacy_unkeyed_chain_is_sealed_and_then_held(services: Services) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -68,11 +69,28 @@ def _line_digest(line: str) -> str:
 # ---- the file (blocking: run through an offloader) ---------------------------------
 
 
-def read_checkpoints(path: Path) -> list[str]:
+def read_checkpoints(path: Path, offset: int = 0) -> tuple[list[str], int]:
+    """The complete lines from byte ``offset`` on, and the offset after them (-1 when the file
+    is now shorter than ``offset``: lines already checked were removed)."""
     try:
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        with path.open("rb") as handle:
+            if handle.seek(0, os.SEEK_END) < offset:
+                return [], -1
+            handle.seek(offset)
+            data = handle.read()
     except FileNotFoundError:
-        return []
+        return [], (-1 if offset else 0)
+    end = data.rfind(b"\n") + 1  # a line still being written is left for next time
+    lines = [line.decode("utf-8", "replace") for line in data[:end].splitlines() if line.strip()]
+    return lines, offset + end
+
+
+def _last_line(handle: Any) -> str | None:
+    size = handle.seek(0, os.SEEK_END)
+    back = min(size, 4096)
+    handle.seek(size - back)
+    lines = [line for line in handle.read(back).splitlines() if line.strip()]
+    return lines[-1].decode("utf-8", "replace") if lines else None
 
 
 def append_checkpoint(path: Path, key: bytes, db: str, seq: int, head: str) -> dict[str, Any]:
@@ -80,10 +98,9 @@ def append_checkpoint(path: Path, key: bytes, db: str, seq: int, head: str) -> d
     file keep one line chain); the file and its folder are private (0600 / 0700)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+    with os.fdopen(fd, "r+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        lines = [line for line in handle.read().splitlines() if line.strip()]
+        last = _last_line(handle)
         sign = signer(key)
         cp: dict[str, Any] = {
             "v": CHECKPOINT_VERSION,
@@ -91,50 +108,68 @@ def append_checkpoint(path: Path, key: bytes, db: str, seq: int, head: str) -> d
             "seq": seq,
             "head": head,
             "at": utcnow().isoformat(timespec="seconds"),
-            "prev": _line_digest(lines[-1]) if lines else audit.GENESIS,
+            "prev": _line_digest(last) if last else audit.GENESIS,
             "kid": key_id(sign.public_key_raw().hex()),
         }
         cp["sig"] = sign.sign(_message(cp)).hex()
-        handle.write(json.dumps(cp, sort_keys=True, separators=(",", ":")) + "\n")
+        handle.write((json.dumps(cp, sort_keys=True, separators=(",", ":")) + "\n").encode())
         handle.flush()
         os.fsync(handle.fileno())
     return cp
 
 
 @dataclass(frozen=True)
+class Cursor:
+    """How far the checkpoint file has been checked: what the next line must link to."""
+
+    offset: int = 0
+    prev: str = audit.GENESIS
+    last: dict[str, Any] | None = None  # the last checkpoint of this database
+    count: int = 0  # checkpoints of this database
+
+
+@dataclass(frozen=True)
 class Checkpoints:
     ok: bool
     problem: str | None  # checkpoint_signature | checkpoint_chain | checkpoint_order
-    anchors: dict[int, str]  # seq → head hash, of this database
-    last: dict[str, Any] | None
-    count: int
+    cursor: Cursor
+    anchors: dict[int, str]  # seq → head hash of this database, for the lines read
 
 
-def check_checkpoints(lines: Sequence[str], public_hex: str, db: str) -> Checkpoints:
-    """Every line signed by the pinned key, each linked to the one before, heads of one
-    database never going back; returns this database's anchors."""
+def check_checkpoints(lines: Sequence[str], public_hex: str, db: str, cursor: Cursor | None = None,
+                      offset: int = 0) -> Checkpoints:
+    """Each line linked to the one before (SM3), the last one signed by the pinned key (which,
+    through the links, vouches for every line before it), heads of one database never going
+    back. Continues from ``cursor`` (lines already checked) when given."""
+    start = cursor or Cursor()
+    prev, last, count = start.prev, start.last, start.count
     anchors: dict[int, str] = {}
-    last: dict[str, Any] | None = None
-    prev = audit.GENESIS
-    public = bytes.fromhex(public_hex)
     for line in lines:
         try:
             cp = json.loads(line)
-            good = sm2_verify(public, _message(cp), bytes.fromhex(cp["sig"]))
+            linked = cp["prev"] == prev
+            mine = cp["db"] == db
+            seq, head = int(cp["seq"]), str(cp["head"])
+        except (ValueError, KeyError, TypeError):
+            return Checkpoints(False, "checkpoint_signature", start, anchors)
+        if not linked:
+            return Checkpoints(False, "checkpoint_chain", start, anchors)
+        prev = _line_digest(line)
+        if not mine:
+            continue
+        if last is not None and seq < int(last["seq"]):
+            return Checkpoints(False, "checkpoint_order", start, anchors)
+        anchors[seq] = head
+        last, count = cp, count + 1
+    if lines:
+        try:
+            final = json.loads(lines[-1])
+            good = sm2_verify(bytes.fromhex(public_hex), _message(final), bytes.fromhex(final["sig"]))
         except (ValueError, KeyError, TypeError):
             good = False
         if not good:
-            return Checkpoints(False, "checkpoint_signature", anchors, last, len(anchors))
-        if cp["prev"] != prev:
-            return Checkpoints(False, "checkpoint_chain", anchors, last, len(anchors))
-        prev = _line_digest(line)
-        if cp["db"] != db:
-            continue
-        if last is not None and cp["seq"] < last["seq"]:
-            return Checkpoints(False, "checkpoint_order", anchors, last, len(anchors))
-        anchors[int(cp["seq"])] = str(cp["head"])
-        last = cp
-    return Checkpoints(True, None, anchors, last, len(anchors))
+            return Checkpoints(False, "checkpoint_signature", start, anchors)
+    return Checkpoints(True, None, Cursor(offset, prev, last, count), anchors)
 
 
 # ---- verification ------------------------------------------------------------------
@@ -171,41 +206,49 @@ async def _to_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 async def verify(store: Store, key: bytes, checkpoint_path: Path, *, full: bool = False,
-                 public_hex: str | None = None, run: Runner = _to_thread,
-                 highest_written: int = 0) -> AuditStatus:
-    """Check the checkpoint file, then the chain from the last checkpoint (or from the start,
-    ``full``) to its head, meeting every checkpoint on the way."""
+                 public_hex: str | None = None, run: Runner = _to_thread, highest_written: int = 0,
+                 cursor: Cursor | None = None) -> tuple[AuditStatus, Cursor | None]:
+    """Check the checkpoint file (from ``cursor``, or all of it), then the chain from the last
+    checkpoint (or from the start, ``full``) to its head, meeting the checkpoints on the way.
+    Returns the status and the cursor to continue from next time (None when broken)."""
     db = store.db.name
     status = AuditStatus(checked_at=utcnow().isoformat(timespec="seconds"))
-    lines = await run(read_checkpoints, checkpoint_path)
-    cps = check_checkpoints(lines, public_hex or public_key(key), db)
-    status.checkpoints = cps.count
-    if cps.last is not None:
-        status.last_checkpoint_seq = int(cps.last["seq"])
-        status.last_checkpoint_at = str(cps.last["at"])
+    if full:
+        cursor = None
+    lines, offset = await run(read_checkpoints, checkpoint_path, cursor.offset if cursor else 0)
+    if offset < 0:
+        status.state, status.problem = "broken", "checkpoints_truncated"
+        return status, None
+    cps = check_checkpoints(lines, public_hex or public_key(key), db, cursor, offset)
+    status.checkpoints = cps.cursor.count
+    last = cps.cursor.last
+    if last is not None:
+        status.last_checkpoint_seq = int(last["seq"])
+        status.last_checkpoint_at = str(last["at"])
     if not cps.ok:
         status.state, status.problem = "broken", cps.problem
-        return status
+        return status, None
     start = (0, audit.GENESIS)
-    if not full and cps.last is not None:
-        start = (int(cps.last["seq"]), str(cps.last["head"]))
-    result = await audit.walk(store, key, start=start, anchors=cps.anchors)
+    if not full and last is not None:
+        start = (int(last["seq"]), str(last["head"]))
+    anchors = cps.anchors
+    result = await audit.walk(store, key, start=start, anchors=anchors)
     if result.intact and start[0] and await store["audit"].estimated_document_count() != result.head_seq:
         # seqs run 1..head with nothing else in the collection, so a count that differs means an
         # entry before the checkpoint was removed (or one added): walk it all to say which
         start = (0, audit.GENESIS)
-        result = await audit.walk(store, key, anchors=cps.anchors)
+        result = await audit.walk(store, key, anchors=anchors)
     status.verified_from, status.checked = start[0], result.checked
     status.head_seq = result.head_seq
-    if result.intact:
-        known = max(cps.anchors, default=0)
-        if result.head_seq < max(known, highest_written):
-            status.state, status.problem, status.first_bad = "broken", "truncated", result.head_seq + 1
-        else:
-            status.state = "intact"
-        return status
-    status.state, status.problem, status.first_bad = "broken", result.problem, result.first_bad
-    return status
+    if not result.intact:
+        status.state, status.problem, status.first_bad = "broken", result.problem, result.first_bad
+        return status, None
+    known = int(last["seq"]) if last is not None else 0
+    if result.head_seq < max(known, highest_written):
+        status.state, status.problem, status.first_bad = "broken", "truncated", result.head_seq + 1
+        return status, None
+    status.state = "intact"
+    return status, cps.cursor
 
 
 @dataclass
@@ -222,14 +265,16 @@ class AuditWatch:
     status: AuditStatus = field(default_factory=AuditStatus)
     _task: asyncio.Task[None] | None = None
     _last_full: float = field(default_factory=time.monotonic)
+    _cursor: Cursor | None = None  # how far the checkpoint file is checked (None: from the start)
 
     async def run_once(self, *, full: bool = False) -> AuditStatus:
         """One verification (from the last checkpoint; the whole chain once a day or when asked)."""
         full = full or time.monotonic() - self._last_full >= self.full_every
         try:
             await audit.retry_unfinished(self.store)
-            status = await verify(self.store, self.key, self.checkpoint_path, run=self.run, full=full,
-                                  highest_written=audit.highest_written(self.store))
+            status, self._cursor = await verify(self.store, self.key, self.checkpoint_path, run=self.run,
+                                                full=full, highest_written=audit.highest_written(self.store),
+                                                cursor=self._cursor)
             if full:
                 self._last_full = time.monotonic()
             if status.state == "intact" and status.head_seq > (status.last_checkpoint_seq or 0):
@@ -239,10 +284,10 @@ class AuditWatch:
                                         status.head_seq, head["hash"])
                     status.checkpoints += 1
                     status.last_checkpoint_seq, status.last_checkpoint_at = cp["seq"], cp["at"]
-        except Exception as exc:  # the database is down: say so, try again next time
+        except Exception as exc:  # the database is down: say so, keep the last result, try again next time
             log.warning("audit verification could not run", exc_info=True)
-            status = AuditStatus(checked_at=utcnow().isoformat(timespec="seconds"), error=type(exc).__name__,
-                                 state=self.status.state if self.status.state != "unverified" else "unverified")
+            status = dataclasses.replace(self.status, error=type(exc).__name__,
+                                         checked_at=utcnow().isoformat(timespec="seconds"))
         if status.state == "broken" and self.status.state != "broken":
             log.critical("audit trail broken", extra={"fields": {"problem": status.problem, "seq": status.first_bad}})
         self.status = status
@@ -309,7 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def run() -> AuditStatus:
         store = Store.connect(args.uri, args.db)
         try:
-            return await verify(store, key, args.checkpoints, full=not args.incremental, public_hex=args.public_key)
+            status, _ = await verify(store, key, args.checkpoints, full=not args.incremental,
+                                     public_hex=args.public_key)
+            return status
         finally:
             await store.close()
 
