@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt scripts/system-deps
+$(STAMP): requirements.txt requirements-dev.txt device_agent/requirements.txt scripts/system-deps
 	bash scripts/system-deps
 	test -x $(PY) || "$$(bash scripts/find-python)" -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt

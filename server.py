@@ -23,9 +23,11 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from web.app import make_app
+from yiwang import sdnotify
 from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
 from yiwang.logs import configure_logging
+from yiwang.notifications import check_account_templates
 from yiwang.runtime import Services, open_services
 
 log = logging.getLogger("yiwang.server")
@@ -44,7 +46,8 @@ def bind(config: Config) -> list[socket.socket]:
 
 
 def listen(app: tornado.web.Application, sockets: list[socket.socket]) -> HTTPServer:
-    http = HTTPServer(app, xheaders=True, max_body_size=32 * 1024 * 1024, idle_connection_timeout=60)
+    # No xheaders: forwarding headers are believed only from TRUSTED_PROXIES (web.base.request_address).
+    http = HTTPServer(app, max_body_size=32 * 1024 * 1024, idle_connection_timeout=60)
     http.add_sockets(sockets)
     return http
 
@@ -65,6 +68,8 @@ async def serve() -> None:
     configure_logging(config.log_level)
     sockets = bind(config)
     services = await open_services(config)
+    # Off the start-up path: WeChat may be slow or down, and a misconfigured template is logged, not fatal.
+    template_check = asyncio.create_task(check_account_templates(services))
     app = make_app(services)
     running = Running(app, listen(app, sockets), services)
     base = config.public_url
@@ -81,7 +86,12 @@ async def serve() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    sdnotify.notify("READY=1")
+    watchdog = sdnotify.start_watchdog()
     await stop.wait()
+    sdnotify.notify("STOPPING=1")
+    template_check.cancel()
+    await sdnotify.stop_watchdog(watchdog)
     await shutdown(running, config.shutdown_grace_seconds)
 
 

@@ -21,7 +21,7 @@ class CopyImageHandler(APIHandler):
     async def get(self, copy_id: str, fmt: str) -> None:
         party = await redeemer(self)
         data = await rendering.copy_image(self.services, copy_id, party, fmt)
-        self.set_header("Content-Type", "image/png" if fmt == "png" else "application/pdf")
+        self.set_header("Content-Type", rendering.CONTENT_TYPES[fmt])
         self.set_header("Content-Disposition", f'inline; filename="copy-{copy_id}.{fmt}"')
         self.finish(data)
 
@@ -53,7 +53,7 @@ class ConsentSessionHandler(APIHandler):
 def routes() -> list[Any]:
     return [
         (r"/api/redeem/v1/display-codes/redeem", RedeemDisplayCodeHandler),
-        (r"/api/redeem/v1/copies/([0-9a-f]{32})\.(png|pdf)", CopyImageHandler),
+        (r"/api/redeem/v1/copies/([0-9a-f]{32})\.(png|pdf|ofd)", CopyImageHandler),
         (r"/api/redeem/v1/consent-sessions", ConsentSessionsHandler),
         (r"/api/redeem/v1/consent-sessions/([0-9a-f]{32})", ConsentSessionHandler),
     ]

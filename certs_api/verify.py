@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from web.base import APIHandler, HTMLHandler
+from web.base import APIHandler, BaseHandler, HTMLHandler
 from yiwang import verification
-from yiwang.errors import YiwangError
+from yiwang.errors import InvalidInput, YiwangError
+from yiwang.ofd import files as ofd_files
+
+
+def uploaded_file(handler: BaseHandler) -> bytes:
+    """The uploaded OFD: multipart field ``file``, or the raw body (application/ofd, octet-stream)."""
+    content_type = handler.request.headers.get("Content-Type", "")
+    if content_type.startswith("multipart/form-data"):
+        files = handler.request.files.get("file") or []
+        if len(files) != 1:
+            raise InvalidInput("ofd.file_required", "请上传一个名为 file 的 OFD 文件", fields={"file": "必填"})
+        return files[0]["body"]
+    return handler.request.body or b""
 
 
 class KeysHandler(APIHandler):
@@ -20,23 +32,42 @@ class CheckHandler(APIHandler):
         self.write_json(await verification.check_online(self.services, self.get_query_argument("c", "")))
 
 
+class FileHandler(APIHandler):
+    """An uploaded OFD e-certificate file: signature, seal, issuer key, metadata, live status."""
+
+    async def post(self) -> None:
+        self.write_json(await ofd_files.check_file(self.services, uploaded_file(self)))
+
+
 class VerifyPageHandler(HTMLHandler):
     async def get(self) -> None:
         text = self.get_query_argument("c", "")
+        if not text:  # no QR text: the page offers the OFD file upload
+            self.render_page("verify/page.html", result=None, file_report=None, error=None)
+            return
         try:
             result = await verification.check_online(self.services, text)
         except YiwangError as exc:
-            if not text:
-                raise
             self.set_status(400)
-            self.render_page("verify/page.html", result=None, error=exc.as_dict())
+            self.render_page("verify/page.html", result=None, file_report=None, error=exc.as_dict())
             return
-        self.render_page("verify/page.html", result=result, error=None)
+        self.render_page("verify/page.html", result=result, file_report=None, error=None)
+
+    async def post(self) -> None:
+        """The page's upload form: the same checks as POST /api/verify/v1/file."""
+        try:
+            report = await ofd_files.check_file(self.services, uploaded_file(self))
+        except YiwangError as exc:
+            self.set_status(413 if exc.code == "ofd.too_large" else 400)
+            self.render_page("verify/page.html", result=None, file_report=None, error=exc.as_dict())
+            return
+        self.render_page("verify/page.html", result=None, file_report=report, error=None)
 
 
 def routes() -> list[Any]:
     return [
         (r"/api/verify/v1/keys", KeysHandler),
         (r"/api/verify/v1/check", CheckHandler),
+        (r"/api/verify/v1/file", FileHandler),
         (r"/verify", VerifyPageHandler),
     ]

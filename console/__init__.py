@@ -8,7 +8,7 @@ from tornado.web import url
 
 
 def routes() -> list[Any]:
-    from console import auth, catalog, figures, fleet, home, images, notices, scenarios
+    from console import auth, calendar, catalog, figures, fleet, home, images, notices, scenarios
 
     content_id = r"([0-9a-f]{32})"
     return [
@@ -43,4 +43,5 @@ def routes() -> list[Any]:
         url(r"/console/fleet/commands", fleet.CommandHandler),
         url(rf"/console/fleet/commands/{content_id}", fleet.CommandResultHandler),
         url(r"/console/fleet/enrol", fleet.EnrolHandler),
+        url(r"/console/calendar", calendar.CalendarPage),
     ]

@@ -26,7 +26,7 @@ class LoginHandler(ConsoleHandler):
         store = self.services.store
         username = self.form("username").strip()
         next_url = _safe_next(self.form("next"))
-        address = self.request.remote_ip or "unknown"
+        address = self.client_address
         try:
             user = await console_accounts.verify_password(
                 store, self.services.offload, username, self.form("password"), address
@@ -34,11 +34,11 @@ class LoginHandler(ConsoleHandler):
         except (NotAuthenticated, InvalidInput, RateLimited) as error:
             await audit.record(
                 store, audit.Actor("console_user", "anonymous", "login"), "console.login_failed",
-                "console_user:" + username.lower()[:40], channel="console", detail={"reason": error.code},
+                "console_user:" + username.lower()[:40], channel="console",
+                detail={"reason": error.code, "address": address},
             )
             self.set_status(429 if isinstance(error, RateLimited) else 401)
-            if isinstance(error, RateLimited):
-                self.set_header("Retry-After", "900")
+            self.set_retry_after(error, self.get_status())
             self.render_page("console/login.html", error=error.message, username=username, next=next_url)
             return
         # A new session on every login; whatever session cookie came in is dropped (no fixation).
@@ -48,7 +48,7 @@ class LoginHandler(ConsoleHandler):
         self.set_session_cookie(session)
         await audit.record(
             store, audit.Actor("console_user", user.id, user.label), "console.login", "console_user:" + user.id,
-            channel="console", detail={"stage": session.stage},
+            channel="console", detail={"stage": session.stage, "address": address},
         )
         self.redirect("/console/login/totp?next=" + next_url if session.stage == "totp" else next_url)
 
@@ -69,10 +69,11 @@ class TotpLoginHandler(ConsoleHandler):
         next_url = _safe_next(self.form("next"))
         try:
             await console_accounts.verify_totp(
-                store, self.services.cipher, self.session.user_id, self.form("code"), self.request.remote_ip or ""
+                store, self.services.cipher, self.session.user_id, self.form("code"), self.client_address
             )
         except (NotAuthenticated, InvalidInput, RateLimited) as error:
             self.set_status(401 if not isinstance(error, RateLimited) else 429)
+            self.set_retry_after(error, self.get_status())
             self.render_page("console/totp.html", error=error.message, next=next_url)
             return
         session = await console_accounts.promote_session(store, self.session)

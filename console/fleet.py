@@ -50,6 +50,7 @@ def row(device: dict[str, Any], halls: dict[str, Any]) -> dict[str, Any]:
             for name, state in (device.get("peripherals") or {}).items()
         ],
         "faults": faults,
+        "alerts": [str(a.get("message", "")) for a in device.get("alerts") or [] if isinstance(a, dict)],
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from console.base import ConsoleHandler
-from yiwang import console_accounts
+from yiwang import console_accounts, workcalendar
 
 
 class HomeHandler(ConsoleHandler):
@@ -13,4 +13,8 @@ class HomeHandler(ConsoleHandler):
         watch = self.services.audit
         may_see = watch is not None and console_accounts.role_may(self.current, "audit.view")  # province, city
         trail = watch.status.view() if watch is not None and may_see else None
-        self.render_page("console/home.html", halls=[halls[c] for c in visible], audit_trail=trail)
+        # Deadlines everywhere depend on it: province and city administrators see the gap.
+        calendar_warning = workcalendar.warning() if self.current.role in ("province", "city") else None
+        self.render_page(
+            "console/home.html", halls=[halls[c] for c in visible], calendar_warning=calendar_warning, audit_trail=trail
+        )

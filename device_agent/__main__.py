@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, help="where the credential and cache live")
     parser.add_argument("--enrol", dest="enrolment_code", help="one-time enrolment code from the console")
     parser.add_argument("--dev", action="store_true", help="development: dev drivers, self-enrol with a dev code")
-    parser.add_argument("--hardware", action="store_true", help="real peripherals (OpenCV, CUPS)")
+    parser.add_argument("--hardware", action="store_true", help="real peripherals (see README)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = load_agent_config(

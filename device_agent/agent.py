@@ -17,9 +17,13 @@ from device_agent import VERSION
 from device_agent.cache import OfflineCache
 from device_agent.channel import Channel
 from device_agent.config import AgentConfig
-from device_agent.drivers import Camera, IdReader, Printer, make_drivers
-from device_agent.drivers.printer import PrinterError
-from device_agent.state import AgentState, Credential
+from device_agent.drivers import Camera, IdReader, Printer, make_drivers, make_speaker
+from device_agent.drivers.id_reader import CardReadError
+from device_agent.drivers.printer import JobUpdate, PrinterError
+from device_agent.drivers.scanner import make_scanners
+from device_agent.drivers.speaker import MAX_TEXT, VOICES, call_text
+from device_agent.sd_notify import Notifier
+from device_agent.state import AgentState, Credential, machine_hash
 
 log = logging.getLogger("device_agent")
 
@@ -37,10 +41,12 @@ class EnrolmentError(Exception):
 
 
 async def enrol(config: AgentConfig, state: AgentState, session: aiohttp.ClientSession) -> Credential:
-    """The credential on disk, or a new one traded for the enrolment code (or a dev code)."""
+    """The credential on disk, or a new one traded for the enrolment code (or a dev code);
+    bound to this machine (a hash of /etc/machine-id) unless AGENT_MACHINE_ID_FILE is empty."""
+    machine = machine_hash(config.machine_id_file)
     existing = state.credential()
     if existing is not None:
-        return existing
+        return existing.with_machine(machine)
     code = config.enrolment_code
     if not code and config.dev:
         async with session.post(config.server + "/api/devices/v1/dev-enrolment-code", json={}) as response:
@@ -50,11 +56,13 @@ async def enrol(config: AgentConfig, state: AgentState, session: aiohttp.ClientS
     if not code:
         raise EnrolmentError("尚未注册：请设置 AGENT_ENROLMENT_CODE（控制台生成的一次性注册码）")
     async with session.post(config.server + "/api/devices/v1/enrol",
-                            json={"code": code, "software_version": VERSION}) as response:
+                            json={"code": code, "software_version": VERSION,
+                                  **({"machine": machine} if machine else {})}) as response:
         body = await response.json()
         if response.status != 201:
             raise EnrolmentError(body.get("error", {}).get("message", "注册失败"))
-    return state.save_credential(body["device_id"], body["credential"], body["hall"], body["label"])
+    return state.save_credential(body["device_id"], body["credential"], body["hall"], body["label"]).with_machine(
+        machine)
 
 
 def cache_key(path: str, query: str) -> str:
@@ -63,17 +71,24 @@ def cache_key(path: str, query: str) -> str:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, *, drivers: tuple[Camera, Printer, IdReader] | None = None) -> None:
+    def __init__(self, config: AgentConfig, *, drivers: tuple[Camera, Printer, IdReader] | None = None,
+                 scanners: list[Camera] | None = None) -> None:
         self.config = config
         self.state = AgentState(config.state_dir)
-        self.cache = OfflineCache(config.state_dir / "cache")
+        self.cache = OfflineCache(config.state_dir / "cache", config.cache_max_bytes)
+        self.systemd = Notifier()
         self.camera, self.printer, self.reader = drivers or make_drivers(config)
+        self.scanners: list[Camera] = (list(scanners) if scanners is not None
+                                       else list(make_scanners(config.scanners)))
+        self.speaker = make_speaker(config)
         self.pages: set[web.WebSocketResponse] = set()
         self.received: list[dict[str, Any]] = []  # messages processed (ids and topics only), for status/tests
         self.credential: Credential | None = None
         self.channel: Channel | None = None
         self.http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._side_tasks: set[asyncio.Task[None]] = set()  # print-job followers, the ready notice
+        self.print_updates: list[JobUpdate] = []  # what the page was told (ids and states only)
         self.server_reachable = True
         self._last_status: dict[str, str] = {}
 
@@ -89,9 +104,11 @@ class Agent:
                 log.info("server not reachable yet; retrying enrolment")
                 await asyncio.sleep(1.0)
         self.channel = Channel(self.config, self.state, self.credential, self.on_message, self._on_online)
+        await self.speaker.start()
         self._tasks = [
             asyncio.create_task(self.channel.run(self.http)),
-            asyncio.create_task(self._camera_loop()),
+            asyncio.create_task(self._code_loop(self.camera, "camera")),
+            *(asyncio.create_task(self._code_loop(scanner, "scanner")) for scanner in self.scanners),
             asyncio.create_task(self._reader_loop()),
             asyncio.create_task(self._status_loop()),
         ]
@@ -99,11 +116,16 @@ class Agent:
     async def stop(self) -> None:
         if self.channel is not None:
             await self.channel.stop()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._side_tasks]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._side_tasks]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.speaker.close()
+        closer = getattr(self.printer, "close", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
         for ws in list(self.pages):
             await ws.close()
         if self.http is not None:
@@ -115,9 +137,30 @@ class Agent:
         await asyncio.gather(*(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutdown")
                                for ws in list(self.pages)), return_exceptions=True)
 
+    async def _notify_ready_when_listening(self) -> None:
+        """READY=1 once the kiosk page's port accepts connections (the browser unit waits for it)."""
+        while True:
+            try:
+                _reader, writer = await asyncio.open_connection(self.config.listen_host, self.config.listen_port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            break
+        self.systemd.ready(f"kiosk page on http://{self.config.listen_host}:{self.config.listen_port}/kiosk/")
+        self.systemd.start_watchdog(self.healthy)
+
+    def healthy(self) -> bool:
+        """For the systemd watchdog: every background loop still running."""
+        return all(not task.done() for task in self._tasks)
+
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
         await self.start()
+        if self.systemd.enabled:
+            self._side_tasks.add(asyncio.create_task(self._notify_ready_when_listening()))
         yield
+        self.systemd.stopping()
+        await self.systemd.stop_watchdog()
         await self.stop()
 
     # ---- events to the page --------------------------------------------------
@@ -153,11 +196,20 @@ class Agent:
                 return "reloaded"
             if command == "clear_cache":
                 return {"cleared": self.cache.clear()}
+            if command == "rotate_credential":
+                return await self.rotate_credential()
             if command == "report_status":
                 await self.report_status(force=True)
                 return {"status": self.peripherals()}
             return "unknown_command"
         topic = body.get("topic")
+        if topic == "call":  # a hall display's queue call: say it, show it
+            number, window = str(body.get("number", ""))[:16], str(body.get("window", ""))[:16]
+            if not number or not window:
+                return "invalid_call"
+            self.speaker.say(call_text(number, window), str(body.get("voice") or "") or None)
+            await self.broadcast({"type": "call", "number": number, "window": window})
+            return "called"
         if topic == "scenarios":
             asyncio.get_running_loop().create_task(self.warm_cache())
         elif topic == "notices":
@@ -167,34 +219,66 @@ class Agent:
             await self.broadcast({"type": "push", "topic": topic})
         return "ok"
 
+    async def rotate_credential(self) -> str:
+        """Ask the server for a new credential, keep it on disk (0600), reconnect with it.
+        The server accepts the old one until the new one is first used."""
+        assert self.http is not None and self.credential is not None
+        async with self.http.post(self.config.server + "/api/devices/v1/credential",
+                                  headers=self.credential.headers()) as response:
+            if response.status != 201:
+                return "rotation_failed"
+            secret = (await response.json())["credential"]
+        old = self.credential
+        self.credential = self.state.save_credential(old.device_id, secret, old.hall, old.label).with_machine(
+            old.machine)
+        if self.channel is not None:
+            self.channel.credential = self.credential
+            asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(self._reconnect()))
+        return "rotated"
+
+    async def _reconnect(self) -> None:
+        if self.channel is not None:
+            await self.channel.drop()
+
     # ---- peripherals ---------------------------------------------------------
 
     def peripherals(self) -> dict[str, str]:
-        return {"printer": self.printer.status(), "camera": self.camera.status(), "id_reader": self.reader.status()}
+        found = {"printer": self.printer.status(), "camera": self.camera.status(), "id_reader": self.reader.status()}
+        found["speaker"] = self.speaker.status()
+        if self.scanners:
+            found["scanner"] = "ready" if all(s.status() == "ready" for s in self.scanners) else "offline"
+        return found
 
     async def report_status(self, *, force: bool = False) -> None:
         current = self.peripherals()
-        if self.channel is not None and (force or current != self._last_status):
-            self._last_status = current
-            await self.channel.send_upstream({"kind": "status", "peripherals": current, "software_version": VERSION})
+        alerts = self.printer.alerts()
+        snapshot = {**current, "alerts": json.dumps(alerts)}
+        if self.channel is not None and (force or snapshot != self._last_status):
+            self._last_status = snapshot
+            await self.channel.send_upstream({"kind": "status", "peripherals": current, "alerts": alerts,
+                                              "software_version": VERSION})
 
     async def _status_loop(self) -> None:
         while True:
             await asyncio.sleep(min(self.config.status_seconds, 5.0))
             with contextlib.suppress(Exception):
+                refresh = getattr(self.printer, "refresh", None)
+                if refresh is not None:
+                    await refresh()
                 await self.report_status()
 
-    async def _camera_loop(self) -> None:
+    async def _code_loop(self, source: Camera, name: str) -> None:
+        """QR codes from the camera or a scanner module, to the page."""
         while True:
             try:
-                text = await self.camera.next_code()
+                text = await source.next_code()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("camera failed", exc_info=True)
+                log.warning("%s failed", name, exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            await self.broadcast({"type": "qr", "text": text})
+            await self.broadcast({"type": "qr", "text": text, "source": name})
 
     async def _reader_loop(self) -> None:
         while True:
@@ -202,20 +286,23 @@ class Agent:
                 card = await self.reader.next_card()
             except asyncio.CancelledError:
                 raise
+            except CardReadError as error:
+                await self.broadcast({"type": "identify_failed", "message": error.message})
+                continue
             except Exception:
                 log.warning("id reader failed", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            await self._identify(card.id_number, card.name)
+            await self._identify(card.id_number, card.name, getattr(card, "card_type", "resident"))
             del card
 
-    async def _identify(self, id_number: str, name: str) -> None:
+    async def _identify(self, id_number: str, name: str, card_type: str = "resident") -> None:
         """Send the card to the server (never to the page); the page gets a session token."""
         assert self.http is not None and self.credential is not None
         try:
             async with self.http.post(self.config.server + "/kiosk/api/id-card",
-                                      json={"id_number": id_number, "name": name},
-                                      headers={"Authorization": self.credential.header}) as response:
+                                      json={"id_number": id_number, "name": name, "card_type": card_type},
+                                      headers=self.credential.headers()) as response:
                 body = await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):
             await self.broadcast({"type": "identify_failed", "message": "网络中断，暂时无法识别身份"})
@@ -233,7 +320,7 @@ class Agent:
         """Fetch every guidance page the server lists, for offline use."""
         if self.http is None or self.credential is None:
             return 0
-        headers = {"Authorization": self.credential.header}
+        headers = self.credential.headers()
         count = 0
         try:
             async with self.http.get(self.config.server + "/kiosk/api/offline-manifest", headers=headers) as r:
@@ -262,6 +349,8 @@ class Agent:
         app.router.add_get("/agent/status", self._status)
         app.router.add_get("/agent/events", self._events)
         app.router.add_post("/agent/print", self._print)
+        app.router.add_post("/agent/speak", self._speak)
+        app.router.add_post("/agent/speak/stop", self._speak_stop)
         app.router.add_route("*", "/{tail:.*}", self._proxy)
         return app
 
@@ -302,9 +391,43 @@ class Agent:
         except PrinterError as error:
             await self.report_status(force=True)
             return _error(503, error.code, error.message)
-        if self.channel is not None:
-            await self.channel.send_upstream({"kind": "printed", "label": label, "pages": data.count(b"/Type /Page")})
+        task = asyncio.create_task(self._follow_print_job(job, label, data.count(b"/Type /Page")))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
         return web.json_response({"job": job})
+
+    async def _follow_print_job(self, job: str, label: str, pages: int) -> None:
+        """The job's progress to the page (printing / stopped: why / completed / failed) and to the server."""
+        async for update in self.printer.track(job):
+            self.print_updates.append(update)
+            await self.broadcast({"type": "print_job", "job": job, "state": update.state, "message": update.message,
+                                  "code": update.code})
+            if update.state != "printing":
+                await self.report_status()
+            if update.final and self.channel is not None:
+                await self.channel.send_upstream({"kind": "printed" if update.state == "completed" else "print_failed",
+                                                  "label": label, "pages": pages, "code": update.code})
+
+    async def _speak(self, request: web.Request) -> web.Response:
+        """Read aloud for the page: {"text", "voice"?: "cmn" | "yue", "interrupt"?: true}."""
+        if not _same_origin(request):
+            return _error(403, "agent.origin", "拒绝来自其他页面的请求")
+        try:
+            body = await request.json()
+            text, voice = str(body["text"]), body.get("voice")
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "speak.invalid", "朗读内容不正确")
+        if not text.strip() or len(text) > MAX_TEXT or (voice is not None and voice not in VOICES):
+            return _error(400, "speak.invalid", "朗读内容不正确")
+        if body.get("interrupt", True):
+            await self.speaker.interrupt()
+        utterance = self.speaker.say(text, voice)
+        return web.json_response({"voice": utterance.voice}, status=202)
+
+    async def _speak_stop(self, request: web.Request) -> web.Response:
+        if not _same_origin(request):
+            return _error(403, "agent.origin", "拒绝来自其他页面的请求")
+        return web.json_response({"stopped": await self.speaker.interrupt()})
 
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -312,7 +435,7 @@ class Agent:
             return _error(404, "not_found", "找不到请求的页面")
         assert self.http is not None and self.credential is not None
         headers = {k: request.headers[k] for k in FORWARD_REQUEST_HEADERS if k in request.headers}
-        headers["Authorization"] = self.credential.header
+        headers.update(self.credential.headers())
         body = await request.read() if request.can_read_body else None
         key = cache_key(path, request.query_string)
         long_poll = path.startswith("/kiosk/api/") and path.endswith("/wait")
@@ -352,6 +475,11 @@ class Agent:
             return web.Response(status=503, body=page.body, headers={"Content-Type": page.content_type,
                                                                     "X-Kiosk-Offline": "1"})
         return web.Response(status=503, text="网络中断，请稍后再试", content_type="text/plain", charset="utf-8")
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    return not origin or urllib.parse.urlsplit(origin).netloc == request.host
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

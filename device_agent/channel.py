@@ -100,7 +100,7 @@ class Channel:
     async def _session(self, session: aiohttp.ClientSession) -> None:
         async with session.ws_connect(
             ws_url(self.config.server),
-            headers={"Authorization": self.credential.header},
+            headers=self.credential.headers(),
             heartbeat=self.config.heartbeat_seconds * 1.5,
             timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
             max_msg_size=256 * 1024,

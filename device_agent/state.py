@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+MACHINE_HEADER = "X-Device-Machine"
+
+
+def machine_hash(path: Path | None) -> str:
+    """An application-specific hash of /etc/machine-id (the id itself never leaves the kiosk), or ""."""
+    if path is None:
+        return ""
+    try:
+        machine_id = path.read_text().strip()
+    except OSError:
+        return ""
+    if not machine_id:
+        return ""
+    return hashlib.sha256(b"yiwang-device-agent\0" + machine_id.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -17,10 +33,20 @@ class Credential:
     secret: str
     hall: str = ""
     label: str = ""
+    machine: str = ""  # machine_hash(), sent with every request (not stored with the credential)
 
     @property
     def header(self) -> str:
         return f"Device {self.device_id}:{self.secret}"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": self.header, **({MACHINE_HEADER: self.machine} if self.machine else {})}
+
+    def with_machine(self, machine: str) -> Credential:
+        return replace(self, machine=machine)
+
+    def __repr__(self) -> str:  # never log the secret
+        return f"Credential({self.device_id})"
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:

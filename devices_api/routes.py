@@ -2,7 +2,12 @@
 
 * ``POST /api/devices/v1/enrol`` ``{"code", "software_version"}`` → ``{"device_id", "credential", "hall"}``
 * ``GET  /api/devices/v1/channel`` (WebSocket; ``Authorization: Device <id>:<credential>``)
+* ``POST /api/devices/v1/credential`` (``Authorization: Device …``) → ``{"credential"}``: a new credential
+  (the server asks for it with the ``rotate_credential`` command; the old one works until the new is used)
 * ``POST /api/devices/v1/dev-enrolment-code`` (development only, loopback only)
+
+A device enrolled with ``"machine"`` (the agent's hash of /etc/machine-id) must send it in
+``X-Device-Machine`` on every request.
 
 Frames (JSON text): the device first sends ``{"type": "hello", "last_seq": n,
 "software_version": "…"}``; the server sends ``{"type": "welcome", …}`` then
@@ -38,10 +43,19 @@ class EnrolHandler(APIHandler):
     async def post(self) -> None:
         body = self.json_body()
         device, credential = await devices.enrol(
-            self.services, body.get("code"), software_version=body.get("software_version", "")
+            self.services, body.get("code"), software_version=body.get("software_version", ""),
+            machine=body.get("machine"),
         )
         self.write_json({"device_id": device.id, "credential": credential, "hall": device.hall, "label": device.label},
                         status=201)
+
+
+class CredentialHandler(APIHandler):
+    async def post(self) -> None:
+        device_id, credential = devices.parse_credential_header(self.request.headers.get("Authorization"))
+        device = await devices.authenticate(self.services, device_id, credential,
+                                            self.request.headers.get(devices.MACHINE_HEADER))
+        self.write_json({"credential": await devices.rotate_credential(self.services, device)}, status=201)
 
 
 class DevEnrolmentCodeHandler(APIHandler):
@@ -74,7 +88,8 @@ class ChannelHandler(tornado.websocket.WebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         try:
             device_id, credential = devices.parse_credential_header(self.request.headers.get("Authorization"))
-            self.device = await devices.authenticate(self.services, device_id, credential)
+            self.device = await devices.authenticate(self.services, device_id, credential,
+                                                     self.request.headers.get(devices.MACHINE_HEADER))
         except YiwangError as error:
             self.set_status(401 if isinstance(error, NotAuthenticated) else 403)
             self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -138,6 +153,7 @@ class ChannelHandler(tornado.websocket.WebSocketHandler):
 def routes() -> list[Any]:
     return [
         (r"/api/devices/v1/enrol", EnrolHandler),
+        (r"/api/devices/v1/credential", CredentialHandler),
         (r"/api/devices/v1/dev-enrolment-code", DevEnrolmentCodeHandler),
         (r"/api/devices/v1/channel", ChannelHandler),
     ]

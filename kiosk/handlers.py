@@ -30,7 +30,7 @@ from yiwang import (
     kiosk_events,
     kiosk_sessions,
 )
-from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, YiwangError
+from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, RateLimited, YiwangError
 from yiwang.identity import mask_name, mask_number
 from yiwang.kiosk_sessions import KioskSession
 from yiwang.timeutil import format_local, utcnow
@@ -74,7 +74,8 @@ class KioskMixin:
         header = self.request.headers.get("Authorization")
         if header:
             device_id, credential = devices.parse_credential_header(header)
-            self.device = await devices.authenticate(self.services, device_id, credential)
+            self.device = await devices.authenticate(self.services, device_id, credential,
+                                                     self.request.headers.get(devices.MACHINE_HEADER))
         hall_code = self.device.hall if self.device else None
         if hall_code is None:
             named = self.get_query_argument("device", None) or self.get_cookie(DEVICE_COOKIE)
@@ -345,7 +346,8 @@ class AgentSignInPage(AgentPage):
             if isinstance(error, NotAuthenticated):
                 raise
             # the same request stays (its QR was already scanned): only the digits again
-            self.set_status(403 if isinstance(error, Forbidden) else 400)
+            self.set_status(429 if isinstance(error, RateLimited) else 403 if isinstance(error, Forbidden) else 400)
+            self.set_retry_after(error, self.get_status())
             self.render_page("kiosk/agent.html", step="sign_in", sign_in={"request_id": request_id[:64]},
                              qr_svg=None, error=error.as_dict(), filed=None)
             return

@@ -33,6 +33,7 @@ def routes() -> list[tuple[str, type]]:
         (rf"{p}/certificates/{ID}", h.CertificateHandler),
         (rf"{p}/certificates/{ID}/display-codes", h.DisplayCodeHandler),
         (rf"{p}/certificates/{ID}/access-history", h.AccessHistoryHandler),
+        (rf"{p}/certificates/{ID}/file", h.CertificateFileHandler),
         (rf"{p}/display-codes/{ID}/renew", h.DisplayCodeRenewHandler),
         (rf"{p}/consent/describe", h.ConsentDescribeHandler),
         (rf"{p}/consent/release", h.ConsentReleaseHandler),

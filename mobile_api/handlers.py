@@ -17,6 +17,7 @@ from yiwang import (
     uploads,
 )
 from yiwang import certificates as certs
+from yiwang.ofd import files as ofd_files
 
 # ---- session and identity ---------------------------------------------------------
 
@@ -58,7 +59,8 @@ class IdentityHandler(MobileHandler):
     async def post(self) -> None:
         body = self.json_body()
         view = await accounts.bind_real_name(
-            self.services, self.principal, body.get("name"), body.get("id_number"), rebind=body.get("rebind", False)
+            self.services, self.principal, body.get("name"), body.get("id_number"), rebind=body.get("rebind", False),
+            address=self.client_address,
         )
         self.write_json(view)
 
@@ -147,6 +149,18 @@ class CertificateHandler(MobileHandler):
     async def get(self, certificate_id: str) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         self.write_json(views.certificate_detail(await certs.open_for_holder(self.services, index, certificate_id)))
+
+
+class CertificateFileHandler(MobileHandler):
+    """The holder's own certificate as an OFD e-certificate file (sealed, GB/T 36905)."""
+
+    async def get(self, certificate_id: str) -> None:
+        index = self.resident_index(LEVEL_CERTIFICATES)
+        data = await ofd_files.holder_file(self.services, index, certificate_id, self.principal.actor)
+        self.set_header("Content-Type", ofd_files.CONTENT_TYPE)
+        self.set_header("Content-Disposition", f'attachment; filename="{certificate_id}.ofd"')
+        self.set_header("Cache-Control", "no-store")
+        self.finish(data)
 
 
 class DisplayCodeHandler(MobileHandler):
@@ -442,7 +456,10 @@ class AgentApplicationHandler(MobileHandler):
 class StaffSessionHandler(PublicHandler):
     async def post(self) -> None:
         body = self.json_body()
-        self.write_json(await accounts.staff_login(self.services, body.get("username"), body.get("password")), 201)
+        login = await accounts.staff_login(
+            self.services, body.get("username"), body.get("password"), self.client_address, body.get("code")
+        )
+        self.write_json(login, 201)
 
 
 class StaffApplicationsHandler(MobileHandler):

@@ -62,6 +62,7 @@ ACCOUNT = obj(
         "name": NULLABLE_STR,
         "id_number": NULLABLE_STR,
         "phone": NULLABLE_STR,
+        "phone_country_code": {**NULLABLE_STR, "description": "手机号的国家码（中国大陆为 86）"},
         "agent": NULLABLE_STR,
     },
     ["id", "level", "real_name_bound"],
@@ -436,6 +437,24 @@ def _list(key: str, schema: Schema) -> Schema:
     return obj({key: arr(schema)}, [key])
 
 
+def _operation_id(method: str, path: str) -> str:
+    """``post /applications/{application_id}/submit`` → ``postApplicationsByApplicationIdSubmit``:
+    stable, unique per route and method, and a readable name in generated clients."""
+    words = [method.lower()]
+    for part in path.strip("/").replace("-", "_").split("/"):
+        if part.startswith("{"):
+            words.append("by")
+        words.extend(w for w in part.strip("{}").split("_") if w)
+    return words[0] + "".join(w[:1].upper() + w[1:] for w in words[1:])
+
+
+def with_operation_ids(paths: dict[str, Any]) -> dict[str, Any]:
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            operation.setdefault("operationId", _operation_id(method, path))
+    return paths
+
+
 def build() -> dict[str, Any]:
     app_id = [path_param("application_id", "申请 id")]
     cert_id = [path_param("certificate_id", "证照 id")]
@@ -502,7 +521,7 @@ def build() -> dict[str, Any]:
                     },
                     ["name", "id_number"],
                 ),
-                errors=("400", "404", "409"),
+                errors=("400", "404", "409", "429"),
                 tags=("登录与实名",),
             )
         },
@@ -634,6 +653,22 @@ def build() -> dict[str, Any]:
                 tags=("证照",),
             )
         },
+        "/certificates/{certificate_id}/file": {
+            "get": op(
+                "下载本人证照的 OFD 电子证照文件（GB/T 36905：矢量证面、元数据、SM2 电子签章）；下载留痕",
+                None,
+                params=cert_id,
+                level=3,
+                errors=("404",),
+                tags=("证照",),
+                raw_ok={
+                    "description": "OFD 文件",
+                    "content": {
+                        "application/ofd": {"schema": {"type": "string", "contentMediaType": "application/ofd"}}
+                    },
+                },
+            )
+        },
         "/consent/describe": {
             "post": op(
                 "扫描自助终端的取证码：谁在要、用途、可选证照",
@@ -690,7 +725,8 @@ def build() -> dict[str, Any]:
         },
         "/copies/{copy_id}/image": {
             "get": op(
-                "下载存到手机的加注件：png 为证面（带水印与核验码），pdf 为 A4 打印件（含加注信息）；查看留痕",
+                "下载存到手机的加注件：png 为证面（带水印与核验码），pdf 为 A4 打印件（含加注信息），"
+                "ofd 为带电子签章的 OFD 电子证照文件；查看留痕",
                 None,
                 params=[
                     path_param("copy_id", "加注件 id"),
@@ -698,7 +734,7 @@ def build() -> dict[str, Any]:
                         "name": "format",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "enum": ["png", "pdf"], "default": "png"},
+                        "schema": {"type": "string", "enum": ["png", "pdf", "ofd"], "default": "png"},
                     },
                 ],
                 level=3,
@@ -709,6 +745,7 @@ def build() -> dict[str, Any]:
                     "content": {
                         "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}},
                         "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}},
+                        "application/ofd": {"schema": {"type": "string", "contentMediaType": "application/ofd"}},
                     },
                 },
             )
@@ -933,15 +970,22 @@ def build() -> dict[str, Any]:
         },
         "/staff/session": {
             "post": op(
-                "部门工作人员登录（演示：data/demo/accounts.json 中 department_staff 账号；生产环境关闭）",
+                "部门工作人员登录（department_staff 角色的管理后台账号，与后台登录同样限流；生产环境关闭）",
                 obj(
                     {"token": {"type": "string"}, "token_type": {"type": "string"}, "department": {"type": "string"}},
                     ["token", "department"],
                 ),
                 status="201",
-                body=obj({"username": {"type": "string"}, "password": {"type": "string"}}, ["username", "password"]),
+                body=obj(
+                    {
+                        "username": {"type": "string"},
+                        "password": {"type": "string"},
+                        "code": {"type": "string", "description": "已启用动态验证码的账号：6 位动态验证码"},
+                    },
+                    ["username", "password"],
+                ),
                 auth=False,
-                errors=("400", "401", "403"),
+                errors=("400", "401", "403", "429"),
                 tags=("部门",),
             )
         },
@@ -1052,7 +1096,7 @@ def build() -> dict[str, Any]:
         },
         "servers": [{"url": PREFIX}],
         "security": [{"bearer": []}],
-        "paths": paths,
+        "paths": with_operation_ids(paths),
         "components": {
             "schemas": copy.deepcopy(SCHEMAS),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "POST /session 换取"}},

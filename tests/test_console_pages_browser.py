@@ -47,7 +47,9 @@ async def test_home_and_hall_pages_show_each_account_its_own_scope(
     }
     # The menu holds only what the role is for; the header names the role and the place.
     menus = {
-        "gd_admin": ["概览", "公告与横幅", "大厅信息", "事项目录", "场景导航", "设备", "数据统计", "账号安全"],
+        "gd_admin": [
+            "概览", "公告与横幅", "大厅信息", "事项目录", "场景导航", "设备", "数据统计", "节假日安排", "账号安全"
+        ],
         "gz_admin": ["概览", "公告与横幅", "大厅信息", "事项目录", "设备", "数据统计", "账号安全"],
         "th_hall": ["概览", "公告与横幅", "大厅信息", "事项目录", "设备", "数据统计", "账号安全"],
     }

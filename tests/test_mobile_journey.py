@@ -6,6 +6,7 @@ import uuid
 
 from tests.mobile_support import LI, SS_CARD, eventually, prepare, social_security_card_fields, ss_form
 from tests.support.miniprogram import MiniProgram, Staff, jpeg_bytes
+from yiwang import console_accounts
 from yiwang.notifications import TEMPLATES
 
 
@@ -44,6 +45,10 @@ async def test_resident_goes_from_login_to_a_new_certificate_and_a_rating(servic
     assert again["id"] == app["id"] and app["status"] == "submitted"
     assert len((await mp.get("/applications"))["applications"]) == 1
 
+    await console_accounts.create_user(  # staff sign in with their console account
+        services.store, services.offload, username="gz_hrss_staff", password="demo-only-HRSS#2026",
+        role="department_staff", scope={"department": "gz-hrss"},
+    )
     staff_login = await mp.post("/staff/session", {"username": "gz_hrss_staff", "password": "demo-only-HRSS#2026"})
     staff = Staff(client, staff_login["token"])
     accepted = await staff.act(app["id"], "accept", note="材料齐全，予以受理")

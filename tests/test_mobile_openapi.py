@@ -41,6 +41,17 @@ def test_every_route_is_documented_and_nothing_else() -> None:
     assert routes == spec_paths
 
 
+def test_every_operation_has_a_unique_stable_operation_id_for_generated_clients() -> None:
+    from mobile_api.openapi import document
+
+    paths = document()["paths"]
+    ids = [(path, method, op.get("operationId")) for path, ops in paths.items() for method, op in ops.items()]
+    assert all(re.fullmatch(r"[a-z]+[A-Za-z0-9]*", i or "") for _, _, i in ids)
+    assert len({i for _, _, i in ids}) == len(ids)
+    found = {(p, m): i for p, m, i in ids}
+    assert found[("/applications/{application_id}/submit", "post")] == "postApplicationsByApplicationIdSubmit"
+
+
 async def test_docs_page_and_document_are_served(client) -> None:
     status, body, _ = await client.get("/api/mobile/v1/openapi.json")
     assert status == 200 and body["openapi"] == "3.1.0"

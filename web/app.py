@@ -9,7 +9,8 @@ from typing import Any
 import jinja2
 import tornado.web
 
-from web.base import InFlight, NotFoundHandler, log_request
+from web.base import InFlight, NotFoundHandler
+from web.metrics import observed_log_request
 from yiwang.catalog import region_name, version_source
 from yiwang.runtime import Services
 from yiwang.timeutil import format_local
@@ -17,7 +18,9 @@ from yiwang.timeutil import format_local
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each surface exports `routes()`; order matters only for overlapping patterns.
-SURFACES = ("web.health", "certs_api", "console", "kiosk", "devices_api", "mobile_api")
+SURFACES = (
+    "web.health", "web.metrics", "web.wechat_push", "certs_api", "console", "kiosk", "devices_api", "mobile_api",
+)  # fmt: skip
 
 
 def make_jinja() -> jinja2.Environment:
@@ -46,12 +49,11 @@ def make_app(services: Services, *, extra_routes: list[Any] | None = None, **ove
         static_path=str(ROOT / "static"),
         static_url_prefix="/static/",
         default_handler_class=NotFoundHandler,
-        log_function=log_request,
+        log_function=observed_log_request,
         websocket_ping_interval=20,
         websocket_ping_timeout=30,
         websocket_max_message_size=256 * 1024,
         compress_response=True,
-        xheaders=True,
     )
     settings.update(overrides)
     return tornado.web.Application(routes, **settings)

@@ -7,13 +7,14 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
+import tornado.httputil
 import tornado.web
 
-from yiwang import errors
+from yiwang import errors, throttle
 from yiwang.runtime import Services
 
 log = logging.getLogger("yiwang.http")
@@ -122,6 +123,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         inflight = self.application.settings["inflight"]
         inflight.add(self)
+        apply_forwarding(self.request, self.services.config.trusted_proxies)
 
     def on_finish(self) -> None:
         self.application.settings["inflight"].discard(self)
@@ -179,14 +181,26 @@ class BaseHandler(tornado.web.RequestHandler):
         status, body = self._error_body(status_code, exc)
         self.set_status(status)
         self.clear_header("Content-Type")
-        retry_after = body.get("retry_after")
-        if retry_after is not None:
-            self.set_header("Retry-After", str(int(retry_after)))
+        self.set_retry_after(exc if isinstance(exc, errors.YiwangError) else None, status)
         if self.error_template and self._wants_html():
             self.render_page(self.error_template, error=body, status=status)
         else:
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(dumps({"error": body}))
+
+    def set_retry_after(self, error: errors.YiwangError | None, status: int = 429) -> None:
+        """Every 429 (and a 503 that knows) says when to come back: the one place ``Retry-After`` is set."""
+        if isinstance(error, errors.RateLimited):
+            self.set_header("Retry-After", str(error.retry_after))
+        elif error is not None and error.detail and isinstance(error.detail.get("retry_after"), int | float):
+            self.set_header("Retry-After", str(max(1, int(error.detail["retry_after"]))))
+        elif status == 429:
+            self.set_header("Retry-After", str(errors.RateLimited.DEFAULT_RETRY_AFTER))
+
+    @property
+    def client_address(self) -> str:
+        """Who is calling (throttles, audit, logs): see ``yiwang.throttle.client_address``."""
+        return request_address(self.request, self.services.config.trusted_proxies)
 
     def _wants_html(self) -> bool:
         return "text/html" in self.request.headers.get("Accept", "")
@@ -227,9 +241,40 @@ class NotFoundHandler(BaseHandler):
         return not self.request.path.startswith("/api/") and super()._wants_html()
 
 
+def _peer(request: tornado.httputil.HTTPServerRequest) -> str | None:
+    address = getattr(getattr(request.connection, "context", None), "address", None)
+    return str(address[0]) if isinstance(address, tuple) and address else None
+
+
+def request_address(request: tornado.httputil.HTTPServerRequest, trusted: Sequence[throttle.IPNetwork]) -> str:
+    """The client address of ``request``: the socket peer (never ``remote_ip``, which
+    ``xheaders`` would take from any caller's headers), or what a trusted proxy says."""
+    return throttle.client_address(
+        _peer(request) or request.remote_ip,
+        request.headers.get("X-Forwarded-For"),
+        request.headers.get("X-Real-IP"),
+        trusted,
+    )
+
+
+def apply_forwarding(request: tornado.httputil.HTTPServerRequest, trusted: Sequence[throttle.IPNetwork]) -> None:
+    """The one place forwarding headers take effect: ``remote_ip`` and ``protocol`` become what a
+    trusted proxy says (``X-Forwarded-For``/``X-Real-IP``, ``X-Forwarded-Proto``/``X-Scheme``),
+    else the socket's own, whatever ``xheaders`` did (``server.py`` leaves it off)."""
+    context = getattr(request.connection, "context", None)
+    protocol = str(getattr(context, "_orig_protocol", request.protocol))
+    if throttle.peer_is_trusted(_peer(request), trusted):
+        said = request.headers.get("X-Forwarded-Proto") or request.headers.get("X-Scheme") or ""
+        said = said.split(",")[-1].strip().lower()
+        if said in ("http", "https"):
+            protocol = said
+    request.protocol = protocol
+    request.remote_ip = request_address(request, trusted)
+
+
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """One line per request: method, route template, status, duration, request id."""
-    route = _route_template(handler)
+    route = route_template(handler)
     status = handler.get_status()
     fields = {
         "method": handler.request.method,
@@ -237,12 +282,13 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         "status": status,
         "duration_ms": round(1000.0 * handler.request.request_time(), 2),
         "request_id": getattr(handler, "request_id", ""),
+        "client": request_address(handler.request, handler.application.settings["services"].config.trusted_proxies),
     }
     level = logging.INFO if status < 500 else logging.ERROR
     log.log(level, "request", extra={"fields": fields})
 
 
-def _route_template(handler: tornado.web.RequestHandler) -> str:
+def route_template(handler: tornado.web.RequestHandler) -> str:
     """The matched route's pattern (no ids, no query string), else the handler name."""
     for rule in handler.application.wildcard_router.rules:
         matcher = getattr(rule, "matcher", None)

@@ -26,17 +26,15 @@ and assurance levels.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from yiwang import audit
-from yiwang.crypto import constant_time_equal, random_token, token_digest
+from yiwang import audit, throttle
+from yiwang.crypto import random_token, token_digest
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from yiwang.identity import OneNumber, mask_phone, number_index, parse_id_number, protect_number
-from yiwang.identity_verification import verifier
+from yiwang.identity_verification import Verification, verifier
 from yiwang.people import PHONE_PURPOSE, validate_name, validate_phone
 from yiwang.timeutil import utcnow
 from yiwang.wechat import gateway
@@ -50,7 +48,6 @@ TOKEN_DAYS = 30
 STAFF_TOKEN_HOURS = 12
 MAX_DEVICE_ID = 64
 LEVEL_NAMES = {1: "微信登录", 2: "自行声明", 3: "实名核验", 4: "人脸核验", 5: "数字证书或柜台核验"}
-DEMO_ACCOUNTS = Path(__file__).resolve().parent.parent / "data" / "demo" / "accounts.json"
 
 Kind = Literal["resident", "staff"]
 
@@ -215,6 +212,7 @@ def account_view(account: dict[str, Any]) -> dict[str, Any]:
         "name": account.get("masked_name"),
         "id_number": account.get("masked_number"),
         "phone": (account.get("phone") or {}).get("masked"),
+        "phone_country_code": (account.get("phone") or {}).get("country_code", "86" if account.get("phone") else None),
         "agent": account.get("agent"),
     }
 
@@ -262,9 +260,12 @@ async def account(services: Services, account_id: str) -> dict[str, Any]:
 
 
 async def bind_real_name(
-    services: Services, principal: Principal, name: Any, id_number: Any, *, rebind: Any = False
+    services: Services, principal: Principal, name: Any, id_number: Any, *, rebind: Any = False, address: str = ""
 ) -> dict[str, Any]:
-    """Check name + number with the verification provider and bind the person."""
+    """Check name + number with the verification provider and bind the person.
+
+    Checks are throttled per account, per number (its blind index) and per ``address``
+    (:func:`identity_check`): guessing whose number goes with a name costs a 429."""
     if principal.kind != "resident":
         raise Forbidden("auth.resident_only", "仅限市民账号使用")
     problems: dict[str, str] = {}
@@ -284,7 +285,7 @@ async def bind_real_name(
         raise InvalidInput("identity.bind_invalid", "实名信息填写有误", fields=problems)
     one = OneNumber("person", number)
     index = number_index(services.cipher, one)
-    result = await verifier(services).verify(services, clean_name, one)
+    result = await identity_check(services, principal.account_id, index, address, name=clean_name, one=one)
     if not result.verified:
         await audit.record(
             services.store,
@@ -351,6 +352,32 @@ async def bind_real_name(
     return account_view(updated)
 
 
+IDENTITY_REFUSED = "实名核验尝试次数过多，请 {minutes} 分钟后再试"
+
+
+async def identity_check(
+    services: Services, account_id: str, index: str, address: str, *, name: str, one: OneNumber
+) -> Verification:
+    """The provider's answer, counted first (``yiwang.throttle``): every check counts against the
+    account; failures count against the number and the address (a success gives those back)."""
+    checks = [
+        (throttle.IDENTITY_ACCOUNT, account_id),
+        (throttle.IDENTITY_NUMBER, index),
+        (throttle.IDENTITY_ADDRESS, throttle.address_key(address or "unknown")),
+    ]
+    reservation = await throttle.reserve(
+        services.store, checks, code="identity.bind_throttled", message=IDENTITY_REFUSED
+    )
+    try:
+        result = await verifier(services).verify(services, name, one)
+    except Exception:
+        await reservation.release()  # the provider failed: no check was made
+        raise
+    if result.verified:
+        await reservation.release(throttle.IDENTITY_NUMBER, throttle.IDENTITY_ADDRESS)
+    return result
+
+
 def one_mask_name(name: str) -> str:
     from yiwang.identity import mask_name
 
@@ -365,8 +392,13 @@ async def bind_phone(services: Services, principal: Principal, code: Any) -> dic
         raise InvalidInput(
             "phone.code_required", "缺少手机号授权凭证", fields={"code": "请提供 getPhoneNumber 的 code"}
         )
-    phone = validate_phone(await gateway(services).phone_number(code))
-    sealed = {"sealed": services.cipher.seal(PHONE_PURPOSE, phone), "masked": mask_phone(phone)}
+    found = await gateway(services).phone_number(code)
+    phone = validate_phone(found.number, found.country_code)
+    sealed = {
+        "sealed": services.cipher.seal(PHONE_PURPOSE, phone),
+        "masked": mask_phone(phone),
+        "country_code": found.country_code,  # kept: a +852 number is not a mainland one
+    }
     updated = await services.store["wechat_accounts"].find_one_and_update(
         {"_id": principal.account_id}, {"$set": {"phone": sealed}}, return_document=True
     )
@@ -399,30 +431,40 @@ async def issue_staff_token(services: Services, department: str, label: str, dev
     return str(issued["token"])
 
 
-async def staff_login(services: Services, username: Any, password: Any) -> dict[str, Any]:
-    """Demo only: department staff from data/demo/accounts.json (refused in production)."""
+async def staff_login(
+    services: Services, username: Any, password: Any, address: str, code: Any = None
+) -> dict[str, Any]:
+    """A department staff account (a console account with role ``department_staff``) → a staff token.
+
+    The same check as the console's login, throttled the same way (``console_accounts.verify_password``);
+    an account with TOTP also needs ``code``."""
+    from yiwang import console_accounts
+
     if services.config.production:
         raise Forbidden("staff.demo_login_disabled", "生产环境请通过管理后台登录")
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         raise InvalidInput("staff.credentials_required", "请输入账号和密码")
-    users = json.loads(DEMO_ACCOUNTS.read_text(encoding="utf-8")).get("console_users", [])
-    for user in users:
-        if (
-            user.get("role") == "department_staff"
-            and user["username"] == username
-            and constant_time_equal(user["password"], password)
-        ):
-            department = user["scope"]["department"]
-            token = await issue_staff_token(services, department, username)
-            await audit.record(
-                services.store,
-                audit.Actor("department", f"staff:{department}:{username}", department),
-                "staff.login",
-                username,
-                channel="console",
-            )
-            return {"token": token, "token_type": "Bearer", "department": department}
-    raise NotAuthenticated("staff.credentials_invalid", "账号或密码错误")
+    store = services.store
+    try:
+        user = await console_accounts.verify_password(store, services.offload, username, password, address)
+        if user.totp_enabled:
+            if code is None or code == "":
+                raise InvalidInput("staff.totp_required", "请输入动态验证码", fields={"code": "请输入 6 位数字"})
+            await console_accounts.verify_totp(store, services.cipher, user.id, code, address)
+    except NotAuthenticated:
+        raise NotAuthenticated("staff.credentials_invalid", "账号或密码错误") from None
+    if user.role != "department_staff" or not user.department:
+        raise NotAuthenticated("staff.credentials_invalid", "账号或密码错误")
+    token = await issue_staff_token(services, user.department, user.username)
+    await audit.record(
+        services.store,
+        audit.Actor("department", f"staff:{user.department}:{user.username}", user.department),
+        "staff.login",
+        user.username,
+        channel="console",
+        detail={"address": address},
+    )
+    return {"token": token, "token_type": "Bearer", "department": user.department}
 
 
 async def set_agent(services: Services, account_id: str, agent_code: str) -> None:
@@ -438,11 +480,11 @@ async def set_agent(services: Services, account_id: str, agent_code: str) -> Non
 async def add_subscriptions(services: Services, principal: Principal, template_ids: Any) -> dict[str, int]:
     """Record templates the resident accepted in ``wx.requestSubscribeMessage``
     (each acceptance allows one message)."""
-    from yiwang.notifications import TEMPLATES
+    from yiwang.notifications import templates
 
     if principal.kind != "resident":
         raise Forbidden("auth.resident_only", "仅限市民账号使用")
-    known = set(TEMPLATES.values())
+    known = {t.id for t in templates(services.config).values()}
     if (
         not isinstance(template_ids, list)
         or not template_ids

@@ -33,17 +33,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
-from yiwang import audit
+from yiwang import activity, audit
 from yiwang.crypto import sm3_hex
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotFound
 from yiwang.timeutil import add_working_days, local_today, utcnow, working_days_between
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
-    from yiwang.store import Document
+    from yiwang.store import Document, Store
 
 log = logging.getLogger(__name__)
 
@@ -376,8 +376,8 @@ async def create(
     doc[audit.PENDING_FIELD] = [pending]  # the application and its audit entry are one write
     await services.store["applications"].insert_one(doc)
     recorded = audit.settle(services.store, "applications", doc, pending)
-    if submit:  # the audit entry and the notice are independent: one round trip of waiting, not two
-        await asyncio.gather(recorded, _notify(services, doc))
+    if submit:  # the audit entry, the notice and the day's counts are independent: one round trip of waiting
+        await asyncio.gather(recorded, _notify(services, doc), _count_submission(services, item["code"], now))
     else:
         await recorded
     return doc, False
@@ -465,6 +465,7 @@ async def submit_draft(services: Services, applicant: Applicant, application_id:
         again = await for_applicant(services, applicant.index, application_id)
         return again
     await audit.settle(services.store, "applications", updated, pending)
+    await _count_submission(services, doc["item"], now)
     await _notify(services, updated)
     return updated
 
@@ -682,16 +683,41 @@ async def list_for_agent(services: Services, agent_code: str, limit: int = 100) 
     return [doc async for doc in cursor]
 
 
+def due_date(deadline: Mapping[str, Any]) -> dt.date:
+    """The promised date under today's calendar (a schedule entered later moves it)."""
+    if deadline.get("accepted_on"):
+        return add_working_days(dt.date.fromisoformat(deadline["accepted_on"]), int(deadline["working_days"]))
+    return dt.date.fromisoformat(deadline["date"])
+
+
+async def redate_open_deadlines(store: Store, year: int) -> int:
+    """Keep the stored due dates of open matters in step with a newly entered year's schedule
+    (the figures query by the stored date; what people see is computed by ``due_date``)."""
+    cursor = store["applications"].find(
+        {"status": {"$nin": sorted(COMPLETED)}, "deadline.date": {"$gte": dt.date(year - 1, 1, 1).isoformat()}},
+        projection={"deadline": 1},
+    )
+    updates: list[UpdateOne] = []
+    async for doc in cursor:
+        deadline = doc.get("deadline") or {}
+        due = due_date(deadline).isoformat()
+        if due != deadline.get("date"):
+            updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": {"deadline.date": due}}))
+    for start in range(0, len(updates), 500):
+        await store["applications"].bulk_write(updates[start : start + 500], ordered=False)
+    return len(updates)
+
+
 def deadline_view(doc: Mapping[str, Any], today: dt.date | None = None) -> dict[str, Any] | None:
     deadline = doc.get("deadline")
     if not deadline:
         return None
-    due = dt.date.fromisoformat(deadline["date"])
+    due = due_date(deadline)
     today = today or local_today()
     done = doc["status"] in COMPLETED
     left = working_days_between(today, due)
     return {
-        "date": deadline["date"],
+        "date": due.isoformat(),
         "promised_working_days": deadline["working_days"],
         "working_days_left": None if done else left,
         "overdue": (not done) and left < 0,
@@ -740,6 +766,14 @@ def _correction_view(correction: Mapping[str, Any] | None) -> dict[str, Any] | N
         "requested_at": correction["requested_at"],
         "supplied_at": correction.get("supplied_at"),
     }
+
+
+async def _count_submission(services: Services, item_code: str, at: dt.datetime) -> None:
+    """The day's counts follow a durable submission: a failure is logged, never the answer."""
+    try:
+        await activity.record_submission(services.store, item_code, at)
+    except Exception:
+        log.warning("submission not counted", extra={"fields": {"item": item_code}})
 
 
 async def _notify(services: Services, doc: Document) -> None:

@@ -8,9 +8,9 @@ number in ``meta`` (a change made by any process is seen by all within
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +20,15 @@ from typing import Any
 from pypinyin import Style, lazy_pinyin
 from rapidfuzz import fuzz
 
+from yiwang import activity
 from yiwang.errors import InvalidInput, NotFound
 from yiwang.store import Document, Store
 from yiwang.timeutil import utcnow
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 REFRESH_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 CATALOG_VERSION_ID = "catalog_version"
 CHANNELS = ("kiosk", "mobile", "window")
 
@@ -176,19 +179,41 @@ class Catalog:
         self._snapshot: CatalogSnapshot | None = None
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def snapshot(self) -> CatalogSnapshot:
-        if self._snapshot is not None and time.monotonic() - self._checked_at < REFRESH_SECONDS:
+        """The snapshot in memory. Once loaded, a request never waits on the database: when the last version
+        check is older than ``REFRESH_SECONDS`` one check starts in the background (another process's change
+        shows on the next request after it completes), and this request is served what is in memory."""
+        snap = self._snapshot
+        if snap is not None:
+            if time.monotonic() - self._checked_at >= REFRESH_SECONDS and self._refreshing is None:
+                self._checked_at = time.monotonic()  # one check at a time, whatever the request rate
+                self._refreshing = asyncio.get_running_loop().create_task(self._refresh_in_background())
+            return snap
+        async with self._lock:  # the first load (and after invalidate()): concurrent requests share it
+            if self._snapshot is None:
+                self._snapshot = await self._load(await self._version())
+                self._checked_at = time.monotonic()
             return self._snapshot
-        async with self._lock:
-            if self._snapshot is not None and time.monotonic() - self._checked_at < REFRESH_SECONDS:
-                return self._snapshot
-            meta = await self._store["meta"].find_one({"_id": CATALOG_VERSION_ID})
-            version = int(meta["version"]) if meta else 0
-            if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = await self._load(version)
+
+    async def _version(self) -> int:
+        meta = await self._store["meta"].find_one({"_id": CATALOG_VERSION_ID})
+        return int(meta["version"]) if meta else 0
+
+    async def _refresh_in_background(self) -> None:
+        try:
+            version = await self._version()
+            current = self._snapshot
+            if current is not None and current.version != version:
+                fresh = await self._load(version)
+                if self._snapshot is current:  # not invalidated meanwhile
+                    self._snapshot = fresh
+        except Exception:  # the next check retries; requests keep the snapshot they have
+            log.warning("catalogue version check failed", exc_info=True)
+        finally:
             self._checked_at = time.monotonic()
-            return self._snapshot
+            self._refreshing = None
 
     def invalidate(self) -> None:
         self._checked_at = 0.0
@@ -253,14 +278,9 @@ class Catalog:
 async def hot_items(
     store: Store, catalog: Catalog, *, channel: str | None = None, limit: int = 10, days: int = 30
 ) -> list[Document]:
-    """Hot first: applications over the last ``days`` days, then the seeded popularity."""
-    since = utcnow() - dt.timedelta(days=days)
-    counts: dict[str, int] = {}
-    cursor = await store["applications"].aggregate(
-        [{"$match": {"submitted_at": {"$gte": since}}}, {"$group": {"_id": "$item", "n": {"$sum": 1}}}]
-    )
-    async for row in cursor:
-        counts[row["_id"]] = row["n"]
+    """Hot first: applications over the last 30 local days (maintained counts, yiwang.activity), then the
+    seeded popularity. Reads no application: the same few lookups whatever the number of applications."""
+    counts = await activity.recent_item_counts(store)
     items = await catalog.items_list(channel=channel)
     items.sort(key=lambda i: (-counts.get(i["code"], 0), -int(i.get("popularity", 0)), i["code"]))
     return items[:limit]

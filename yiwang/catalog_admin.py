@@ -208,3 +208,109 @@ async def update_hall(store: Store, code: str, raw: Mapping[str, Any], *, by: st
     )
     await bump_version(store)
     return before, after
+
+
+# ---- halls and the whole catalogue, for operators (python -m yiwang.admin) ----------------
+
+_HALL_CODE = re.compile(r"^[a-z0-9-]{1,64}$")
+CATALOGUE_PARTS = ("departments", "halls", "scenarios", "items")
+_NOT_CONTENT = ("_id", "edited", "updated_at", "created_at", "created_by")
+
+
+async def create_hall(store: Store, raw: Mapping[str, Any], *, by: str) -> Document:
+    """A new service hall; its hours and windows are then edited in the console."""
+    from yiwang.catalog import region_name
+
+    code, name = str(raw.get("code", "")), str(raw.get("name", "")).strip()
+    city, address = str(raw.get("city", "")), str(raw.get("address", "")).strip()
+    problems: dict[str, str] = {}
+    if not _HALL_CODE.match(code):
+        problems["code"] = "只能用小写字母、数字和连字符"
+    if not 2 <= len(name) <= 60:
+        problems["name"] = "请填写大厅名称（2–60 字）"
+    if not (len(city) == 6 and city.isdigit() and city.endswith("00") and region_name(city) != city):
+        problems["city"] = "请填写地级市的行政区划代码，如 440100"
+    if len(address) > MAX_TEXT:
+        problems["address"] = "地址过长"
+    if problems:
+        raise InvalidInput("catalog.hall_invalid", "大厅信息有误", fields=problems)
+    doc: Document = {
+        "_id": code, "code": code, "name": name, "region": str(raw.get("region") or city), "city": city,
+        "address": address, "opening_hours": [], "windows": [], "edited": True, "created_by": by,
+        "created_at": utcnow(),
+    }  # fmt: skip
+    if await store["halls"].find_one({"_id": code}, {"_id": 1}):
+        raise Conflict("catalog.hall_exists", "该大厅编码已存在")
+    await store["halls"].insert_one(doc)
+    await bump_version(store)
+    return doc
+
+
+async def export_catalogue(store: Store) -> dict[str, list[Document]]:
+    """Departments, halls, scenarios and items as they stand (the format ``import_catalogue`` reads)."""
+    out: dict[str, list[Document]] = {}
+    for part in CATALOGUE_PARTS:
+        drop = ("_id", "updated_at", "created_at", "edited") + (("version",) if part == "items" else ())
+        out[part] = [
+            {k: v for k, v in doc.items() if k not in drop} async for doc in store[part].find({}, sort=[("_id", 1)])
+        ]
+    return out
+
+
+def _validate_catalogue(data: Any) -> dict[str, list[Document]]:
+    if not isinstance(data, dict) or not set(data) <= set(CATALOGUE_PARTS):
+        raise InvalidInput(
+            "catalog.import_invalid", "目录文件格式不正确：应为包含 departments/halls/scenarios/items 的对象"
+        )
+    clean: dict[str, list[Document]] = {}
+    for part in CATALOGUE_PARTS:
+        entries = data.get(part, [])
+        if not isinstance(entries, list):
+            raise InvalidInput("catalog.import_invalid", f"{part} 应为列表")
+        codes: set[str] = set()
+        for index, entry in enumerate(entries):
+            code = entry.get("code") if isinstance(entry, dict) else None
+            if not isinstance(code, str) or not code or len(code) > 64 or code in codes:
+                raise InvalidInput("catalog.import_invalid", f"{part} 第 {index + 1} 项缺少编码或编码重复")
+            named = isinstance(entry.get("name"), str) and isinstance(entry.get("department"), str)
+            if part == "items" and not named:
+                raise InvalidInput("catalog.import_invalid", f"事项 {code} 缺少名称或部门")
+            codes.add(code)
+        clean[part] = entries
+    return clean
+
+
+async def import_catalogue(store: Store, data: Any, *, by: str) -> dict[str, int]:
+    """Apply an exported catalogue: checked whole first (nothing is written if any entry is wrong);
+    departments, halls and scenarios replaced by code (and kept over the seed files), items written
+    as new versions where they differ. Returns how many entries changed per part."""
+    clean = _validate_catalogue(data)
+    changed = dict.fromkeys(CATALOGUE_PARTS, 0)
+    for part in ("departments", "halls", "scenarios"):
+        for entry in clean[part]:
+            existing = await store[part].find_one({"_id": entry["code"]})
+            current = {k: v for k, v in (existing or {}).items() if k not in _NOT_CONTENT}
+            if current != entry:
+                await store[part].replace_one({"_id": entry["code"]}, {"_id": entry["code"], **entry, "edited": True},
+                                              upsert=True)  # fmt: skip
+                changed[part] += 1
+    for entry in clean["items"]:
+        existing = await store["items"].find_one({"_id": entry["code"]})
+        if existing is None:
+            now = utcnow()
+            await store["items"].insert_one({"_id": entry["code"], **entry, "version": 1, "updated_at": now})
+            await store["item_versions"].insert_one(
+                {"_id": f"{entry['code']}:1", "code": entry["code"], "version": 1, "item": entry, "at": now, "by": by,
+                 "change": "import"}
+            )  # fmt: skip
+            changed["items"] += 1
+            continue
+        current = {k: v for k, v in existing.items() if k not in ("_id", "version", "updated_at")}
+        if current != entry:
+            removed = {k: "" for k in current if k not in entry}
+            await _write(store, existing, {**entry}, by=by, change="import")
+            if removed:
+                await store["items"].update_one({"_id": entry["code"]}, {"$unset": removed})
+            changed["items"] += 1
+    await bump_version(store)
+    return changed

@@ -238,7 +238,10 @@ def parse_identifier(raw: Any) -> Identifier:
     """Parse and validate an identifier; every input path calls this."""
     if not isinstance(raw, str) or len(raw) > 120:
         raise _bad_identifier("证照标识格式不正确")
-    value = raw.strip().upper()
+    value = raw.strip()
+    if not value.isascii():  # no NFKC: full-width "００１" is refused, as for every identifier
+        raise _bad_identifier("证照标识只能包含半角字符")
+    value = value.upper()
     if not value.startswith(ROOT_CODE + "."):
         raise _bad_identifier("证照标识的根代码不正确")
     parts = value[len(ROOT_CODE) + 1 :].split(".")
@@ -634,10 +637,15 @@ async def reissue(services: Services, department_code: str, raw_identifier: str,
         "holder": {"number": holder.value, "name": _holder_name(services, old)},
         "number": services.cipher.open(NUMBER_PURPOSE, old["number_sealed"]),
         "related_item": old.get("related_item"),
+        "fields": open_fields(services, old),
         **{k: v for k, v in body.items() if k in ("fields", "number", "issued_on", "valid_from", "valid_until")},
     }
     if "issued_on" not in body:
         merged["issued_on"] = local_today().isoformat()
+    ctype = certificate_type(old["type"])
+    if not ctype.validity_years and not {"valid_from", "valid_until"} & set(body):
+        # No validity rule to restart from: the new version keeps the old period.
+        merged["valid_from"], merged["valid_until"] = old["valid_from"], old["valid_until"]
     req = parse_issue_request(department_code, merged)
     ident = parse_identifier(old["identifier"])
     if ident.version >= 999:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ReturnDocument
 
 from yiwang import audit
+from yiwang.content_check import SCENE_FORUM, check_text
 from yiwang.errors import Conflict, InvalidInput, NotFound
 from yiwang.timeutil import add_working_days, local, local_today, utcnow
 
@@ -165,6 +166,8 @@ async def file_complaint(
         raise InvalidInput("complaint.invalid", "投诉举报内容有误", fields=problems)
     assert isinstance(subject, str) and isinstance(content, str)
     place = await _place(services, owner, application_id, department_code, hall_code)
+    account = actor.id if actor.kind == "resident" else None
+    checked = await check_text(services, account, subject.strip() + "\n" + content.strip(), SCENE_FORUM, "content")
     now = utcnow()
     doc: Document = {
         "_id": uuid.uuid4().hex,
@@ -180,6 +183,7 @@ async def file_complaint(
         "answer": None,
         "answered_at": None,
         "answered_by": None,
+        "content_check": checked,
         "created_at": now,
     }
     await services.store["complaints"].insert_one(doc)

@@ -6,11 +6,13 @@ table is generated from :data:`SETTINGS` (``python -m yiwang.config``).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKERS", "4", "threads for blocking work (Pillow, pyzbar, WeChat calls)"),
     Setting("SHUTDOWN_GRACE_SECONDS", "10", "how long in-flight requests may finish after SIGTERM"),
     Setting("PII_KEY", None, "hex 16-byte SM4 key for personal data at rest", secret=True),
+    Setting(
+        "PII_KEYS_PREVIOUS", "",
+        "retired PII keys still readable (hex, comma-separated) while a background job re-seals their data",
+    ),
     Setting("BLIND_INDEX_KEY", None, "hex 32-byte HMAC-SM3 key for blind indexes", secret=True),
     Setting("COOKIE_SECRET", None, "secret for signed cookies (console, kiosk sessions)", secret=True),
     Setting("WECHAT_APPID", "wx0000000000000000", "mini-program appid"),
@@ -48,6 +54,16 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("AUDIT_CHECKPOINTS", "", "signed audit checkpoints, append-only (DATA_DIR/audit/checkpoints.jsonl)"),
     Setting("AUDIT_VERIFY_SECONDS", "60", "how often the audit trail is verified and a checkpoint written"),
+    Setting(
+        "WECHAT_TEMPLATES", "",
+        "JSON: subscribe-message templates by name, {name: {id, keywords: {field: keyword}}}; empty: built-in",
+    ),
+    Setting("WECHAT_MINIPROGRAM_STATE", "formal", "subscribe messages open this version: formal | trial | developer"),
+    Setting("WECHAT_PUSH_TOKEN", "", "message push (消息推送) Token; empty: /api/wechat/push is off"),
+    Setting("WECHAT_PUSH_AES_KEY", "", "message push EncodingAESKey (43 characters, safe mode)"),
+    Setting("METRICS_TOKEN", "", "bearer token for /metrics from other hosts; empty: /metrics answers loopback only"),
+    Setting("WECHAT_LANG", "zh_CN", "language of subscribe messages: zh_CN | en_US | zh_HK | zh_TW"),
+    Setting("TRUSTED_PROXIES", "", "CIDRs of reverse proxies whose X-Forwarded-For / X-Real-IP are believed"),
 )
 
 _HEX_LENGTHS = {"PII_KEY": 16, "BLIND_INDEX_KEY": 32, "AUDIT_KEY": 32}
@@ -76,6 +92,14 @@ class Config:
     audit_key: bytes = field(default=b"", repr=False)
     audit_checkpoints: Path = Path("audit/checkpoints.jsonl")
     audit_verify_seconds: int = 60
+    wechat_templates: Mapping[str, Any] = field(default_factory=dict)
+    pii_keys_previous: tuple[bytes, ...] = field(default=(), repr=False)
+    wechat_miniprogram_state: str = "formal"
+    wechat_lang: str = "zh_CN"
+    metrics_token: str = field(default="", repr=False)
+    wechat_push_token: str = field(default="", repr=False)
+    wechat_push_aes_key: str = field(default="", repr=False)
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -94,6 +118,18 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InvalidInput("config.invalid", f"配置项 {name} 超出范围 {low}–{high}")
     return value
+
+
+def _networks(name: str, raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    networks: list[IPv4Network | IPv6Network] = []
+    for part in raw.replace(";", ",").split(","):
+        if part.strip():
+            try:
+                networks.append(ip_network(part.strip(), strict=False))
+            except ValueError:
+                message = f"配置项 {name} 中的 {part.strip()!r} 不是 IP 地址或网段"
+                raise InvalidInput("config.invalid", message) from None
+    return tuple(networks)
 
 
 def _secret_file(data_dir: Path) -> Path:
@@ -127,6 +163,49 @@ def _generated_secrets(data_dir: Path) -> dict[str, str]:
                 out.write(f"{key}={value}\n")
     os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
     return values
+
+
+def _previous_keys(value: str, current: bytes) -> tuple[bytes, ...]:
+    keys: list[bytes] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            key = bytes.fromhex(part)
+        except ValueError:
+            key = b""
+        if len(key) != _HEX_LENGTHS["PII_KEY"]:
+            raise InvalidInput("config.invalid", "PII_KEYS_PREVIOUS 中的每个密钥必须是 16 字节的十六进制")
+        if key == current:
+            raise InvalidInput("config.invalid", "PII_KEYS_PREVIOUS 不能包含当前的 PII_KEY")
+        keys.append(key)
+    return tuple(keys)
+
+
+def _aes_key(value: str) -> str:
+    if value and (len(value) != 43 or not value.isalnum()):
+        raise InvalidInput(
+            "config.invalid", "WECHAT_PUSH_AES_KEY 必须是 43 位字母或数字（微信后台生成的 EncodingAESKey）"
+        )
+    return value
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidInput("config.invalid", f"{name} 只能是 " + " | ".join(allowed))
+    return value
+
+
+def _json_object(name: str, value: str) -> dict[str, Any]:
+    if not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise InvalidInput("config.invalid", f"{name} 不是有效的 JSON") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInput("config.invalid", f"{name} 必须是 JSON 对象")
+    return parsed
 
 
 def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -171,6 +250,7 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         workers=_int("WORKERS", raw["WORKERS"] or "4", 1, 64),
         shutdown_grace_seconds=float(_int("SHUTDOWN_GRACE_SECONDS", raw["SHUTDOWN_GRACE_SECONDS"] or "10", 0, 600)),
         pii_key=bytes.fromhex(raw["PII_KEY"] or ""),
+        pii_keys_previous=_previous_keys(raw["PII_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["PII_KEY"] or "")),
         blind_index_key=bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""),
         cookie_secret=raw["COOKIE_SECRET"] or "",
         wechat_appid=raw["WECHAT_APPID"] or "",
@@ -179,6 +259,15 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         audit_key=bytes.fromhex(raw["AUDIT_KEY"] or ""),
         audit_checkpoints=Path(raw["AUDIT_CHECKPOINTS"] or data_dir / "audit" / "checkpoints.jsonl").resolve(),
         audit_verify_seconds=_int("AUDIT_VERIFY_SECONDS", raw["AUDIT_VERIFY_SECONDS"] or "60", 5, 86400),
+        wechat_templates=_json_object("WECHAT_TEMPLATES", raw["WECHAT_TEMPLATES"] or ""),
+        wechat_miniprogram_state=_choice(
+            "WECHAT_MINIPROGRAM_STATE", raw["WECHAT_MINIPROGRAM_STATE"] or "formal", ("formal", "trial", "developer")
+        ),
+        metrics_token=raw["METRICS_TOKEN"] or "",
+        wechat_push_token=raw["WECHAT_PUSH_TOKEN"] or "",
+        wechat_push_aes_key=_aes_key(raw["WECHAT_PUSH_AES_KEY"] or ""),
+        wechat_lang=_choice("WECHAT_LANG", raw["WECHAT_LANG"] or "zh_CN", ("zh_CN", "en_US", "zh_HK", "zh_TW")),
+        trusted_proxies=_networks("TRUSTED_PROXIES", raw["TRUSTED_PROXIES"] or ""),
     )
     values.update(overrides)
     return Config(**values)

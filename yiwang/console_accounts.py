@@ -32,8 +32,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from yiwang import audit, throttle
 from yiwang.crypto import FieldCipher, random_token, token_digest
-from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, RateLimited
+from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, RateLimited
 from yiwang.store import Document, Store
 from yiwang.timeutil import utcnow
 
@@ -48,9 +49,6 @@ ROLE_LABELS: Mapping[str, str] = {
 }  # fmt: skip
 SESSION_HOURS = 8
 SESSION_IDLE_MINUTES = 60
-THROTTLE_WINDOW = dt.timedelta(minutes=15)
-MAX_FAILURES_PER_USER = 5
-MAX_FAILURES_PER_ADDRESS = 20
 TOTP_PURPOSE = "console_totp"
 DEMO_FILE = Path(__file__).resolve().parent.parent / "data" / "demo" / "accounts.json"
 MIN_PASSWORD = 12
@@ -62,12 +60,12 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password-" + uuid.uuid4().hex)
 
 ACTIONS = (
     "content.view", "content.edit", "hall.edit", "scenario.edit", "catalog.view", "catalog.standard",
-    "catalog.local", "fleet.view", "fleet.command", "fleet.enrol", "figures.view", "audit.view",
+    "catalog.local", "fleet.view", "fleet.command", "fleet.enrol", "figures.view", "audit.view", "calendar.edit",
 )  # fmt: skip
 
 _ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
     "province": frozenset(ACTIONS),
-    "city": frozenset(ACTIONS) - {"catalog.standard", "scenario.edit"},
+    "city": frozenset(ACTIONS) - {"catalog.standard", "scenario.edit", "calendar.edit"},
     "hall_manager": frozenset(
         {"content.view", "content.edit", "hall.edit", "catalog.view"}
         | {"fleet.view", "fleet.command", "fleet.enrol", "figures.view"}
@@ -100,6 +98,7 @@ class ConsoleUser:
     halls: tuple[str, ...] = ()
     department: str = ""
     totp_enabled: bool = False
+    disabled: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -133,6 +132,7 @@ def _user(doc: Mapping[str, Any]) -> ConsoleUser:
         halls=tuple(scope.get("halls", [])),
         department=str(scope.get("department", "")),
         totp_enabled=bool(doc.get("totp")),
+        disabled=bool(doc.get("disabled")),
     )
 
 
@@ -239,6 +239,35 @@ async def create_user(
     return _user(doc)
 
 
+async def list_users(store: Store) -> list[ConsoleUser]:
+    return [_user(d) async for d in store["console_users"].find({}, sort=[("username", 1)])]
+
+
+async def _user_by_name(store: Store, username: Any) -> Document:
+    doc = await store["console_users"].find_one({"username": str(username).lower()})
+    if doc is None:
+        raise NotFound("console.user_not_found", "找不到该用户")
+    return doc
+
+
+async def disable_user(store: Store, username: Any, by: audit.Actor) -> ConsoleUser:
+    """The account can no longer log in, and its open sessions end now."""
+    doc = await _user_by_name(store, username)
+    await store["console_users"].update_one({"_id": doc["_id"]}, {"$set": {"disabled": True, "disabled_at": utcnow()}})
+    await end_all_sessions(store, [doc["_id"]])
+    await audit.record(store, by, "console.user_disabled", f"console_user:{doc['_id']}", channel="system")
+    return _user({**doc, "disabled": True})
+
+
+async def reset_totp(store: Store, username: Any, by: audit.Actor) -> ConsoleUser:
+    """A lost authenticator: TOTP off (the user sets it up again at the next login), sessions ended."""
+    doc = await _user_by_name(store, username)
+    await store["console_users"].update_one({"_id": doc["_id"]}, {"$set": {"totp": None}})
+    await end_all_sessions(store, [doc["_id"]])
+    await audit.record(store, by, "console.totp_reset", f"console_user:{doc['_id']}", channel="system")
+    return _user({**doc, "totp": None})
+
+
 async def load_demo_console_users(services: Services) -> int:
     """Demo console accounts from data/demo/accounts.json (idempotent: existing usernames are kept)."""
     accounts = json.loads(DEMO_FILE.read_text(encoding="utf-8")).get("console_users", [])
@@ -267,51 +296,64 @@ async def get_user(store: Store, user_id: str) -> ConsoleUser | None:
     return _user(doc) if doc else None
 
 
-# ---- login throttling -------------------------------------------------------------
+# ---- login throttling (yiwang.throttle) --------------------------------------------
+
+LOGIN_REFUSED = "登录失败次数过多，请 {minutes} 分钟后再试"
+CEILING_REFUSED = "该账号近期登录失败次数过多，暂停仅凭密码登录；请 {minutes} 分钟后再试，或使用动态验证码登录"
+TOTP_REFUSED = "动态验证码错误次数过多，请 {minutes} 分钟后再试"
 
 
-async def _failures(store: Store, key: str, since: dt.datetime) -> int:
-    return await store["login_attempts"].count_documents({"key": key, "at": {"$gte": since}})
+def _pair(username: str, address: str) -> str:
+    return f"{username}|{throttle.address_key(address)}"
 
 
-async def check_throttle(store: Store, username: str, address: str) -> None:
-    since = utcnow() - THROTTLE_WINDOW
-    if (
-        await _failures(store, "user:" + username.lower(), since) >= MAX_FAILURES_PER_USER
-        or await _failures(store, "addr:" + address, since) >= MAX_FAILURES_PER_ADDRESS
-    ):
-        raise RateLimited(
-            "console.login_throttled",
-            "登录失败次数过多，请 15 分钟后再试",
-            detail={"retry_after": int(THROTTLE_WINDOW.total_seconds())},
-        )
+def _login_checks(username: str, address: str) -> list[tuple[throttle.Limit, str]]:
+    pair = _pair(username, address)
+    return [(limit, pair) for limit in throttle.LOGIN_PAIR] + [(throttle.LOGIN_ADDRESS, throttle.address_key(address))]
 
 
-async def _record_failure(store: Store, username: str, address: str) -> None:
-    now = utcnow()
-    await store["login_attempts"].insert_many(
-        [
-            {"_id": uuid.uuid4().hex, "key": "user:" + username.lower(), "at": now},
-            {"_id": uuid.uuid4().hex, "key": "addr:" + address, "at": now},
-        ]
-    )
+async def _password_matches(offload: Offloader, doc: Document | None, password: str) -> bool:
+    try:
+        await offload.run(_hasher.verify, doc["password_hash"] if doc else _DUMMY_HASH, password[:256])
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    return doc is not None
 
 
 async def verify_password(store: Store, offload: Offloader, username: Any, password: Any, address: str) -> ConsoleUser:
-    """The user, or NotAuthenticated (same message whether the name or the password was wrong)."""
+    """The user, or NotAuthenticated (same message whether the name or the password was wrong).
+
+    Throttled before the hash is checked (``yiwang.throttle``): per (username, address) with
+    growing delays, per address; above the account's ceiling only TOTP accounts are checked."""
     if not isinstance(username, str) or not isinstance(password, str) or not username or len(username) > 40:
         raise InvalidInput("console.login_invalid", "请输入用户名和密码")
     username = username.strip().lower()
-    await check_throttle(store, username, address)
-    doc = await store["console_users"].find_one({"username": username, "disabled": {"$ne": True}})
+    reservation = await throttle.reserve(
+        store, _login_checks(username, address), code="console.login_throttled", message=LOGIN_REFUSED
+    )
+    refused: RateLimited | None = None
+    ok = False
     try:
-        await offload.run(_hasher.verify, doc["password_hash"] if doc else _DUMMY_HASH, password[:256])
-        ok = doc is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        ok = False
+        doc = await store["console_users"].find_one({"username": username, "disabled": {"$ne": True}})
+        failures, retry_after = await throttle.peek(store, throttle.LOGIN_ACCOUNT_CEILING, username)
+        if failures >= throttle.LOGIN_ACCOUNT_CEILING.limit and not (doc and doc.get("totp")):
+            refused = throttle.refusal("console.login_ceiling", CEILING_REFUSED, retry_after)
+        else:
+            ok = await _password_matches(offload, doc, password)
+    except Exception:
+        await reservation.release()
+        raise
+    if refused is not None:
+        await reservation.release()
+        raise refused
     if not ok or doc is None:
-        await _record_failure(store, username, address)
+        await throttle.count(store, throttle.LOGIN_ACCOUNT_CEILING, username)
         raise NotAuthenticated("console.login_failed", "用户名或密码错误")
+    if doc.get("totp"):
+        await reservation.release()  # not a failure; the pair is cleared once the second factor passes
+    else:
+        await reservation.release(throttle.LOGIN_ADDRESS)
+        await throttle.clear(store, throttle.LOGIN_PAIR, _pair(username, address))
     if _hasher.check_needs_rehash(doc["password_hash"]):
         new_hash = await offload.run(_hasher.hash, password)
         await store["console_users"].update_one({"_id": doc["_id"]}, {"$set": {"password_hash": new_hash}})
@@ -357,7 +399,8 @@ async def verify_totp(store: Store, cipher: FieldCipher, user_id: str, code: Any
     doc = await store["console_users"].find_one({"_id": user_id})
     if doc is None or not doc.get("totp"):
         raise NotAuthenticated("console.login_failed", "请重新登录")
-    await check_throttle(store, doc["username"], address)
+    checks = [(throttle.LOGIN_TOTP, user_id), (throttle.LOGIN_ADDRESS, throttle.address_key(address))]
+    reservation = await throttle.reserve(store, checks, code="console.totp_throttled", message=TOTP_REFUSED)
     totp = pyotp.TOTP(cipher.open(TOTP_PURPOSE, doc["totp"]["secret"]))
     now = utcnow()
     step = None
@@ -368,13 +411,15 @@ async def verify_totp(store: Store, cipher: FieldCipher, user_id: str, code: Any
             break
     # A code is good once: the step must move forward (no replay within the window).
     if step is None or step <= int(doc["totp"].get("last_step", 0)):
-        await _record_failure(store, doc["username"], address)
         raise NotAuthenticated("console.totp_wrong", "动态验证码不正确")
     updated = await store["console_users"].find_one_and_update(
         {"_id": user_id, "totp.last_step": {"$lt": step}}, {"$set": {"totp.last_step": step}}
     )
     if updated is None:
         raise NotAuthenticated("console.totp_wrong", "动态验证码不正确")
+    await reservation.release(throttle.LOGIN_ADDRESS)
+    await throttle.clear(store, [throttle.LOGIN_TOTP], user_id)
+    await throttle.clear(store, throttle.LOGIN_PAIR, _pair(doc["username"], address))
 
 
 # ---- sessions -----------------------------------------------------------------------

@@ -239,8 +239,10 @@ async def copy_file(
     while it is valid; audited. Returns (content type, bytes)."""
     from yiwang import rendering
 
-    if fmt not in ("png", "pdf"):
-        raise InvalidInput("certificate.format_invalid", "格式只能是 png 或 pdf", fields={"format": "png 或 pdf"})
+    if fmt not in ("png", "pdf", "ofd"):
+        raise InvalidInput(
+            "certificate.format_invalid", "格式只能是 png、pdf 或 ofd", fields={"format": "png、pdf 或 ofd"}
+        )
     copy = await services.store["certificate_copies"].find_one(
         {"_id": copy_id, "holder_index": holder_index, "via": VIA})
     if copy is None:
@@ -248,4 +250,4 @@ async def copy_file(
     data = await rendering.copy_image(services, copy["_id"], Redeemer(**copy["made_by"]), fmt)
     await audit.record(services.store, actor, "certificate.copy_download", copy["certificate_id"], channel="mobile",
                        purpose=copy["purpose"], detail={"copy": copy["_id"], "format": fmt})
-    return ("image/png" if fmt == "png" else "application/pdf"), data
+    return rendering.CONTENT_TYPES[fmt], data

@@ -84,32 +84,118 @@ def sm4_gcm_decrypt(key: bytes, sealed: bytes, associated_data: bytes = b"") -> 
         raise InvalidInput("crypto.corrupt", "数据已损坏或密钥不匹配") from None
 
 
+def key_id(key: bytes) -> bytes:
+    """Four bytes that name a sealing key in every value it sealed (an SM3 digest prefix: reveals nothing)."""
+    return sm3(b"yiwang-pii-key\x00" + key)[:4]
+
+
 class FieldCipher:
     """Seals personal fields for storage and computes their blind indexes.
 
     ``purpose`` is bound into both the ciphertext (as associated data) and the
     blind index, so an encrypted phone number cannot be swapped in for an ID
     number, and equal values of different kinds index differently.
+
+    Key rotation: values are sealed with the first key, and name it (format 2:
+    ``02 ‖ key id ‖ purpose length ‖ purpose ‖ nonce ‖ ciphertext ‖ tag``); the
+    other keys only open what they sealed. Format 1 (``01 ‖ nonce ‖ …``, before
+    key ids) is opened by trying each key: GCM's tag tells which one sealed it.
+    The purpose is carried in clear so a re-sealing job needs no map of fields;
+    the reader still names the purpose it expects, and a mismatch fails.
     """
 
-    def __init__(self, encryption_key: bytes, index_key: bytes) -> None:
-        if len(encryption_key) != SM4_KEY_BYTES:
+    def __init__(self, encryption_key: bytes, index_key: bytes, previous_keys: tuple[bytes, ...] = ()) -> None:
+        keys = (encryption_key, *previous_keys)
+        if any(len(k) != SM4_KEY_BYTES for k in keys):
             raise InvalidInput("crypto.key", "SM4 密钥长度必须为 16 字节")
         self._key = encryption_key
+        self._kid = key_id(encryption_key)
+        self._keys = {key_id(k): k for k in keys}
         self._index_key = index_key
 
+    @property
+    def current_key_id(self) -> str:
+        return self._kid.hex()
+
     def seal(self, purpose: str, value: str) -> str:
-        sealed = sm4_gcm_encrypt(self._key, value.encode(), purpose.encode())
-        return base64.b64encode(_SEAL_VERSION + sealed).decode()
+        label = purpose.encode()
+        if len(label) > 255:
+            raise ValueError("purpose too long")
+        sealed = sm4_gcm_encrypt(self._key, value.encode(), label)
+        return base64.b64encode(_SEAL_V2 + self._kid + bytes([len(label)]) + label + sealed).decode()
 
     def open(self, purpose: str, sealed: str) -> str:
-        raw = base64.b64decode(sealed)
-        if raw[:1] != _SEAL_VERSION:
-            raise InvalidInput("crypto.corrupt", "数据版本未知")
-        return sm4_gcm_decrypt(self._key, raw[1:], purpose.encode()).decode()
+        raw = _decode(sealed)
+        if raw[:1] == _SEAL_VERSION:
+            return self._open_v1(raw[1:], purpose.encode()).decode()
+        kid, _label, body = _parse_v2(raw)
+        key = self._keys.get(kid)
+        if key is None:
+            raise InvalidInput("crypto.unknown_key", "数据由未配置的密钥加密")
+        return sm4_gcm_decrypt(key, body, purpose.encode()).decode()
+
+    def _open_v1(self, body: bytes, label: bytes) -> bytes:
+        for key in self._keys.values():
+            try:
+                return sm4_gcm_decrypt(key, body, label)
+            except InvalidInput:
+                continue
+        raise InvalidInput("crypto.corrupt", "数据已损坏或密钥不匹配")
+
+    def sealed_with(self, sealed: str, purposes: tuple[str, ...] = ()) -> tuple[str | None, str | None]:
+        """(key id, purpose) of a sealed value, None where unknown; format 1 is tried with ``purposes``."""
+        try:
+            raw = _decode(sealed)
+        except InvalidInput:
+            return None, None
+        if raw[:1] == _SEAL_VERSION:
+            for purpose in purposes:
+                for kid, key in self._keys.items():
+                    try:
+                        sm4_gcm_decrypt(key, raw[1:], purpose.encode())
+                    except InvalidInput:
+                        continue
+                    return kid.hex(), purpose
+            return None, None
+        try:
+            kid, label, _ = _parse_v2(raw)
+        except InvalidInput:
+            return None, None
+        return kid.hex(), label.decode(errors="replace")
+
+    def reseal(self, sealed: str, purposes: tuple[str, ...] = ()) -> str | None:
+        """The value sealed again under the current key, or None when it already is (or cannot be opened)."""
+        kid, purpose = self.sealed_with(sealed, purposes)
+        if kid is None or purpose is None or (kid == self.current_key_id and _decode(sealed)[:1] == _SEAL_V2):
+            return None
+        return self.seal(purpose, self.open(purpose, sealed))
 
     def blind_index(self, purpose: str, value: str) -> str:
         return hmac_sm3(self._index_key, purpose.encode() + b"\x00" + value.encode()).hex()
+
+
+_SEAL_V2 = b"\x02"
+
+
+def _decode(sealed: str) -> bytes:
+    try:
+        raw = base64.b64decode(sealed, validate=True)
+    except (ValueError, TypeError):
+        raise InvalidInput("crypto.corrupt", "数据已损坏") from None
+    if raw[:1] not in (_SEAL_VERSION, _SEAL_V2):
+        raise InvalidInput("crypto.corrupt", "数据版本未知")
+    return raw
+
+
+def _parse_v2(raw: bytes) -> tuple[bytes, bytes, bytes]:
+    """key id, purpose, GCM body of a format-2 value."""
+    if len(raw) < 6:
+        raise InvalidInput("crypto.corrupt", "数据已损坏")
+    kid, length = raw[1:5], raw[5]
+    label, body = raw[6 : 6 + length], raw[6 + length :]
+    if len(label) != length:
+        raise InvalidInput("crypto.corrupt", "数据已损坏")
+    return kid, label, body
 
 
 # --- SM2 -----------------------------------------------------------------

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pymongo.errors import DuplicateKeyError
 
+from yiwang import audit
 from yiwang.crypto import SM2Signer, constant_time_equal, sm3, token_digest
 from yiwang.errors import Conflict, NotAuthenticated, NotFound
 from yiwang.timeutil import utcnow
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
-    from yiwang.store import Store
+    from yiwang.store import Document, Store
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SIGNING_KEY_PURPOSE = "sm2_signing_key"
@@ -93,6 +94,21 @@ async def create_credential(store: Store, department_code: str, kind: Credential
         }
     )
     return f"{credential_id}.{secret}"
+
+
+async def revoke_credential(store: Store, credential_id: str, by: audit.Actor) -> None:
+    result = await store["department_credentials"].update_one(
+        {"_id": credential_id, "revoked": False}, {"$set": {"revoked": True, "revoked_at": utcnow()}}
+    )
+    if result.matched_count == 0:
+        raise NotFound("credential.not_found", "找不到该凭证，或已吊销")
+    await audit.record(store, by, "credential.revoked", f"credential:{credential_id}", channel="system")
+
+
+async def list_credentials(store: Store) -> list[Document]:
+    """Every credential without its digest, for operators."""
+    projection = {"secret_digest": 0}
+    return [d async for d in store["department_credentials"].find({}, projection, sort=[("created_at", 1)])]
 
 
 async def authenticate(store: Store, token: str, kind: CredentialKind) -> Credential:

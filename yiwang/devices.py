@@ -38,8 +38,8 @@ from pymongo.errors import PyMongoError
 from yiwang import audit
 from yiwang.crypto import constant_time_equal, random_token, token_digest
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
-from yiwang.store import Document
-from yiwang.timeutil import utcnow
+from yiwang.store import Document, Store
+from yiwang.timeutil import as_utc, utcnow
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -50,11 +50,14 @@ ENROLMENT_TTL_HOURS = 24
 MESSAGE_TTL = dt.timedelta(days=7)
 MAX_MESSAGE_BYTES = 64 * 1024
 REPLAY_OVERLAP = 20  # seqs re-sent on reconnect in case of a late commit by another process
-COMMANDS = ("reload", "clear_cache", "report_status")
+COMMANDS = ("reload", "clear_cache", "report_status", "rotate_credential")
+MACHINE_HEADER = "X-Device-Machine"  # the agent's hash of /etc/machine-id, sent with every request
 PERIPHERAL_STATES = {
-    "printer": ("ready", "paper_low", "jammed", "offline", "absent"),
+    "printer": ("ready", "paper_low", "toner_low", "paper_out", "jammed", "door_open", "offline", "absent"),
     "camera": ("ready", "offline", "absent"),
     "id_reader": ("ready", "offline", "absent"),
+    "scanner": ("ready", "offline", "absent"),
+    "speaker": ("ready", "speaking", "offline", "absent"),
 }
 SEQ_COUNTER_ID = "device_message_seq"
 LAST_SEEN_WRITE_SECONDS = 120.0
@@ -107,6 +110,19 @@ async def redeemer_authenticator(services: Services, header: str) -> Any:
     return redeemer_for(await authenticate(services, device_id, credential))
 
 
+def _valid_alerts(raw: list[Any]) -> list[dict[str, str]]:
+    """Peripheral alerts from a device's status (e.g. printer.jammed): at most 10, short strings only."""
+    alerts: list[dict[str, str]] = []
+    for item in raw[:10]:
+        if not isinstance(item, dict):
+            continue
+        code, severity, message = item.get("code"), item.get("severity"), item.get("message", "")
+        if (isinstance(code, str) and len(code) <= 64 and severity in ("error", "warning")
+                and isinstance(message, str) and len(message) <= 120):
+            alerts.append({"code": code, "severity": severity, "message": message})
+    return alerts
+
+
 def public_view(doc: Mapping[str, Any], *, online: bool | None = None) -> dict[str, Any]:
     return {
         "id": doc["_id"],
@@ -120,6 +136,7 @@ def public_view(doc: Mapping[str, Any], *, online: bool | None = None) -> dict[s
         "last_seen": doc.get("last_seen"),
         "software_version": doc.get("software_version", ""),
         "peripherals": doc.get("peripherals", {}),
+        "alerts": doc.get("alerts", []),
         "enrolled_at": doc.get("enrolled_at"),
     }
 
@@ -160,17 +177,23 @@ async def create_enrolment_code(
     group: str | None = None,
     by: audit.Actor = audit.SYSTEM,
     ttl_hours: int = ENROLMENT_TTL_HOURS,
+    machine: str | None = None,
 ) -> dict[str, Any]:
-    """A one-time code for one kiosk in ``hall``; only its digest is stored."""
+    """A one-time code for one kiosk in ``hall``; only its digest is stored. With ``machine``
+    (the agent's hash of that kiosk's /etc/machine-id) only that machine can use it."""
     clean_label = _clean_label(label, "label", required=True)
     clean_location = _clean_label(location, "location", required=False, limit=80)
     clean_group = _clean_label(group, "group", required=False) or None
     hall_doc = await services.catalog.hall(hall)  # NotFound for unknown halls
     code = _new_code()
     expires_at = utcnow() + dt.timedelta(hours=ttl_hours)
+    bound = _clean_machine(machine) if machine is not None else None
+    if machine is not None and bound is None:
+        raise InvalidInput("device.machine_invalid", "机器标识格式不正确", fields={"machine": "64 位十六进制"})
     await services.store["enrolment_codes"].insert_one(
         {
             "_id": token_digest(code),
+            "machine": bound,
             "hall": hall,
             "city": hall_doc.get("city", ""),
             "label": clean_label,
@@ -187,11 +210,25 @@ async def create_enrolment_code(
     return {"code": code, "hall": hall, "label": clean_label, "location": clean_location, "expires_at": expires_at}
 
 
-async def enrol(services: Services, raw_code: Any, *, software_version: Any = "") -> tuple[Device, str]:
-    """Trade a one-time code for a device id and credential (returned once)."""
+def _clean_machine(raw: Any) -> str | None:
+    if isinstance(raw, str) and len(raw) == 64 and all(c in "0123456789abcdef" for c in raw):
+        return raw
+    return None
+
+
+async def enrol(services: Services, raw_code: Any, *, software_version: Any = "",
+                machine: Any = None) -> tuple[Device, str]:
+    """Trade a one-time code for a device id and credential (returned once).
+
+    ``machine`` (the agent's hash of /etc/machine-id) binds the device to that machine:
+    its credential is refused from any other (a copied credential file is useless)."""
     code = _normalise_code(raw_code)
     version = _clean_label(software_version, "software_version", required=False)
+    bound = _clean_machine(machine)
     now = utcnow()
+    pending = await services.store["enrolment_codes"].find_one({"_id": token_digest(code)}, {"machine": 1})
+    if pending is not None and pending.get("machine") and pending["machine"] != bound:
+        raise Forbidden("device.machine_mismatch", "此注册码只能用于指定的终端机器")
     entry = await services.store["enrolment_codes"].find_one_and_update(
         {"_id": token_digest(code), "used": False, "expires_at": {"$gt": now}},
         {"$set": {"used": True, "used_at": now}},
@@ -215,6 +252,7 @@ async def enrol(services: Services, raw_code: Any, *, software_version: Any = ""
         "peripherals": {},
         "enrolled_at": now,
         "last_seen": None,
+        "machine": bound,
     }
     await services.store["devices"].insert_one(doc)
     await services.store["enrolment_codes"].update_one({"_id": entry["_id"]}, {"$set": {"device": device_id}})
@@ -237,30 +275,65 @@ def parse_credential_header(value: str | None) -> tuple[str, str]:
 _AUTH_CACHE_SECONDS = 10.0
 
 
-async def authenticate(services: Services, device_id: str, credential: str) -> Device:
-    """The device whose credential this is; cached briefly per process (revocation seen within 10 s)."""
-    cache: dict[str, tuple[float, str, Device]] = services.extras.setdefault("device_auth_cache", _AuthCache())
+async def authenticate(services: Services, device_id: str, credential: str, machine: str | None = None) -> Device:
+    """The device whose credential this is; cached briefly per process (revocation seen within 10 s).
+
+    A device bound to a machine must say it is that machine (``X-Device-Machine``). During a
+    rotation the new credential is accepted too, and its first use retires the old one."""
+    cache: dict[str, tuple[float, str, Device, str | None]] = services.extras.setdefault("device_auth_cache",
+                                                                                         _AuthCache())
     digest = token_digest(credential)
     hit = cache.get(device_id)
     if hit is not None and time.monotonic() - hit[0] < _AUTH_CACHE_SECONDS and constant_time_equal(hit[1], digest):
+        _check_machine(hit[3], machine)
         return hit[2]
     doc = await services.store["devices"].find_one({"_id": device_id})
-    if doc is None or not constant_time_equal(doc.get("credential", ""), digest):
+    if doc is None:
         raise NotAuthenticated("device.credential_invalid", "设备凭据无效")
+    if not constant_time_equal(doc.get("credential", ""), digest):
+        if not doc.get("credential_next") or not constant_time_equal(doc["credential_next"], digest):
+            raise NotAuthenticated("device.credential_invalid", "设备凭据无效")
+        _check_machine(doc.get("machine"), machine)
+        await services.store["devices"].update_one({"_id": device_id, "credential_next": digest},
+                                                   {"$set": {"credential": digest}, "$unset": {"credential_next": ""}})
+        cache.pop(device_id, None)
     if doc.get("status") != "active":
         raise Forbidden("device.revoked", "该设备已停用")
+    _check_machine(doc.get("machine"), machine)
     device = _device(doc)
-    cache[device_id] = (time.monotonic(), digest, device)
+    cache[device_id] = (time.monotonic(), digest, device, doc.get("machine"))
     return device
 
 
-class _AuthCache(dict[str, tuple[float, str, "Device"]]):
+def _check_machine(bound: str | None, machine: str | None) -> None:
+    if bound and not (machine and constant_time_equal(bound, machine)):
+        raise Forbidden("device.machine_mismatch", "设备凭据与本机不符，请重新注册")
+
+
+async def rotate_credential(services: Services, device: Device) -> str:
+    """A new credential for an authenticated device (returned once). The old one keeps working
+    until the device first uses the new one, so a lost answer locks nobody out."""
+    credential = random_token(32)
+    await services.store["devices"].update_one({"_id": device.id},
+                                               {"$set": {"credential_next": token_digest(credential)}})
+    await audit.record(services.store, device.actor, "device.credential_rotated", f"device:{device.id}",
+                       channel="device")
+    return credential
+
+
+async def request_credential_rotation(services: Services, device_id: str, *, by: audit.Actor) -> str:
+    """Ask a device (over its channel) to rotate its credential; returns the command's message id."""
+    await get_device(services, device_id)
+    return await send_command(services, {"scope": "device", "device": device_id}, "rotate_credential", by=by)
+
+
+class _AuthCache(dict[str, tuple[float, str, "Device", str | None]]):
     async def aclose(self) -> None:
         self.clear()
 
 
 async def get_device(services: Services, device_id: str) -> dict[str, Any]:
-    doc = await services.store["devices"].find_one({"_id": device_id}, {"credential": 0})
+    doc = await services.store["devices"].find_one({"_id": device_id}, {"credential": 0, "credential_next": 0})
     if doc is None:
         raise NotFound("device.not_found", "找不到该设备")
     return public_view(doc)
@@ -277,7 +350,7 @@ async def list_devices(services: Services, *, hall: str | None = None, city: str
         query["hall"] = hall
     if city:
         query["city"] = city
-    cursor = services.store["devices"].find(query, {"credential": 0}, sort=[("enrolled_at", -1)])
+    cursor = services.store["devices"].find(query, {"credential": 0, "credential_next": 0}, sort=[("enrolled_at", -1)])
     return [public_view(doc) async for doc in cursor]
 
 
@@ -595,6 +668,8 @@ class DeviceHub:
                 if state in allowed:
                     peripherals[name] = state
             update: dict[str, Any] = {"peripherals": peripherals}
+            if isinstance(body.get("alerts"), list):
+                update["alerts"] = _valid_alerts(body["alerts"])
             version = body.get("software_version")
             if isinstance(version, str) and len(version) <= 40:
                 update["software_version"] = version
@@ -724,6 +799,19 @@ async def start_hub(services: Services, **options: Any) -> DeviceHub:
     services.extras["device_hub"] = hub
     await hub.start()
     return hub
+
+
+async def online_by_hall(store: Store) -> dict[str, tuple[int, int]]:
+    """Per hall: active devices, and those online (flag set and seen within twice the write interval).
+    The fleet is bounded by hardware (thousands, not millions), so one projected read is fine."""
+    stale = utcnow() - dt.timedelta(seconds=2 * LAST_SEEN_WRITE_SECONDS + 30)
+    counts: dict[str, tuple[int, int]] = {}
+    async for doc in store["devices"].find({"status": "active"}, {"hall": 1, "online": 1, "last_seen": 1}):
+        seen = doc.get("last_seen")
+        live = bool(doc.get("online")) and seen is not None and as_utc(seen) >= stale
+        active, online = counts.get(doc["hall"], (0, 0))
+        counts[doc["hall"]] = (active + 1, online + int(live))
+    return counts
 
 
 def online_ids(services: Services) -> Iterable[str]:

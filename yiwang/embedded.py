@@ -71,6 +71,9 @@ async def _serve(path: str | None, port: int) -> None:
     from mongoeco.engines.sqlite import SQLiteEngine
     from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
+    from yiwang import embedded_compat
+
+    embedded_compat.apply()  # mongoeco 4.11.0's growing insert and reader costs (docs/mongoeco-patch.md)
     engine = SQLiteEngine(path, executor_workers=1) if path else MemoryEngine()
     proxy = AsyncMongoEcoProxyServer(engine=engine, host="127.0.0.1", port=port)
     stop = asyncio.Event()

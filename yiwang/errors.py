@@ -77,8 +77,27 @@ class TooLarge(YiwangError):
 
 
 class RateLimited(YiwangError):
+    """Too many attempts: ``retry_after`` seconds until the next may succeed (the HTTP layer
+    answers 429 with a ``Retry-After`` header and ``retry_after`` in the body)."""
+
     code = "rate_limited"
     message = "操作过于频繁，请稍后再试"
+    DEFAULT_RETRY_AFTER = 60
+
+    def __init__(
+        self,
+        code: str | None = None,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        fields: Mapping[str, str] | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        extra = dict(detail or {})
+        seconds = retry_after if retry_after is not None else extra.get("retry_after", self.DEFAULT_RETRY_AFTER)
+        self.retry_after = max(1, int(seconds))
+        extra["retry_after"] = self.retry_after
+        super().__init__(code, message, fields=fields, detail=extra)
 
 
 class UpstreamUnavailable(YiwangError):

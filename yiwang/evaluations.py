@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from yiwang import audit
 from yiwang.applications import COMPLETED, Staff, for_applicant
+from yiwang.content_check import SCENE_COMMENT, check_text
 from yiwang.errors import Conflict, InvalidInput, NotFound
 from yiwang.timeutil import add_working_days, local_today, utcnow
 
@@ -94,6 +95,8 @@ async def evaluate(
     app = await for_applicant(services, person_index, application_id)
     if app["status"] not in COMPLETED:
         raise Conflict("evaluation.not_completed", "办结后才能评价")
+    account = actor.id if actor.kind == "resident" else None
+    checked = await check_text(services, account, clean_comment, SCENE_COMMENT, "comment")
     now = utcnow()
     doc: Document = {
         "_id": app["_id"],  # one per application
@@ -105,6 +108,7 @@ async def evaluate(
         "indicators": clean_indicators,
         "reasons": clean_reasons,
         "comment": clean_comment,
+        "content_check": checked,
         "channel": "mobile",
         "created_at": now,
         "rectification": None,
@@ -227,7 +231,7 @@ async def send_due_invitations(services: Services, limit: int = 50) -> int:
             services,
             app["applicant"].get("account_id"),
             "evaluation_invite",
-            {"thing1": app["item_name"], "thing2": "请对本次办事服务进行评价"},
+            {"item": app["item_name"], "hint": "请对本次办事服务进行评价"},
             f"pages/evaluate/index?id={app['_id']}",
             app["_id"],
         )

@@ -50,11 +50,20 @@ def normalize_id_number(raw: str) -> str:
     """
     if not isinstance(raw, str):
         raise _reject("type", "身份证号码必须是文字")
-    value = raw.strip().upper()
+    value = raw.strip()
+    if not value.isascii():
+        # Decided once for every identifier: no NFKC folding, full-width or other
+        # non-ASCII characters are refused (docs/certificates.md).
+        raise _reject("characters", "身份证号码只能包含半角数字和 X（请关闭全角输入）")
+    value = value.upper()
     if len(value) == 15:
         if not value.isdigit():
             raise _reject("characters", "15 位身份证号码只能包含数字")
+        if value[:2] not in PROVINCE_CODES:
+            raise _reject("region", "身份证号码中的行政区划代码无效")
         _birth_date("19" + value[6:12])
+        if value[12:15] == "000":
+            raise _reject("sequence", "身份证号码中的顺序码无效")
         first17 = value[:6] + "19" + value[6:]
         return first17 + id_check_character(first17)
     if len(value) != 18:
@@ -130,7 +139,10 @@ def credit_check_character(first17: str) -> str:
 def normalize_credit_code(raw: str) -> str:
     if not isinstance(raw, str):
         raise InvalidInput("credit_code.type", "统一社会信用代码必须是文字")
-    value = raw.strip().upper()
+    value = raw.strip()
+    if not value.isascii():
+        raise InvalidInput("credit_code.characters", "统一社会信用代码只能包含半角数字和大写字母（请关闭全角输入）")
+    value = value.upper()
     if len(value) != 18:
         raise InvalidInput("credit_code.length", "统一社会信用代码应为 18 位")
     if any(c not in _CREDIT_VALUE for c in value):
@@ -173,7 +185,10 @@ def parse_one_number(raw: str) -> OneNumber:
     """
     if not isinstance(raw, str):
         raise InvalidInput("one_number.type", "证件号码必须是文字")
-    value = raw.strip().upper()
+    value = raw.strip()
+    if not value.isascii():
+        raise _reject("characters", "证件号码只能包含半角数字和字母（请关闭全角输入）")
+    value = value.upper()
     try:
         return OneNumber("person", normalize_id_number(value))
     except InvalidInput as id_error:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
-from yiwang import agents, applications, audit, certificates, kiosk_events, kiosk_sessions
+from yiwang import agents, applications, audit, certificates, kiosk_events, kiosk_sessions, throttle
 from yiwang.crypto import constant_time_equal, token_digest
 from yiwang.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from yiwang.identity import reveal_number
@@ -96,6 +96,11 @@ async def complete_sign_in(services: Services, device: Device, request_id: Any, 
     if not isinstance(digits, str) or len(digits.strip()) != 6 or not digits.strip().isdigit():
         raise InvalidInput("agent_sign_in.digits_invalid", "请输入手机上显示的 6 位确认码",
                            fields={"digits": "6 位数字"})
+    # Wrong codes per kiosk too (yiwang.throttle), on top of the request's own MAX_ATTEMPTS.
+    reservation = await throttle.reserve(
+        services.store, [(throttle.KIOSK_SIGN_IN_DEVICE, device.id)], code="agent_sign_in.throttled",
+        message="确认码错误次数过多，请 {minutes} 分钟后再试",
+    )
     doc = None
     if isinstance(request_id, str) and len(request_id) <= 64:
         doc = await services.store["kiosk_agent_sign_ins"].find_one_and_update(
@@ -104,9 +109,11 @@ async def complete_sign_in(services: Services, device: Device, request_id: Any, 
             {"$inc": {"attempts": 1}}, return_document=ReturnDocument.AFTER,
         )
     if doc is None:
+        await reservation.release()  # no code was checked
         raise Forbidden("agent_sign_in.not_confirmed", "请先用代办员账号在手机上扫描本机二维码，或重新获取二维码")
     if not constant_time_equal(doc["otp_digest"], token_digest(digits.strip())):
         raise Forbidden("agent_sign_in.digits_wrong", "确认码不正确，请核对手机上显示的数字")
+    await reservation.release()
     used = await services.store["kiosk_agent_sign_ins"].find_one_and_update(
         {"_id": doc["_id"], "used": False}, {"$set": {"used": True}})
     if used is None:

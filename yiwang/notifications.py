@@ -18,27 +18,113 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
 from yiwang.accounts import OPENID_PURPOSE, take_subscription
+from yiwang.errors import InvalidInput
 from yiwang.timeutil import format_local, utcnow
-from yiwang.wechat import NOT_SUBSCRIBED, WeChatError, gateway
+from yiwang.wechat import PERMANENT, WeChatError, gateway
 
 if TYPE_CHECKING:
+    from yiwang.config import Config
     from yiwang.runtime import Services
+    from yiwang.store import Store
 
 log = logging.getLogger(__name__)
 
-# Template ids as registered in the mini-program's back office.
-TEMPLATES = {
-    "application_status": "yiwang-application-status",
-    "evaluation_invite": "yiwang-evaluation-invite",
-    "certificate_expiry": "yiwang-certificate-expiry",
-}
+
+
+@dataclass(frozen=True)
+class Template:
+    """A subscribe-message template as chosen in the mini-program's back office: its id, and
+    which of its keywords (``thing1``, ``phrase2``…) carries each of our fields."""
+
+    name: str
+    id: str
+    keywords: Mapping[str, str]
+
+
+# Built-in choices (overridden per deployment by WECHAT_TEMPLATES, since each account picks its own).
+DEFAULT_TEMPLATES: Mapping[str, Template] = {
+    t.name: t
+    for t in (
+        Template(
+            "application_status", "yiwang-application-status",
+            {"item": "thing1", "status": "phrase2", "tracking_number": "character_string3", "time": "time4"},
+        ),
+        Template("evaluation_invite", "yiwang-evaluation-invite", {"item": "thing1", "hint": "thing2"}),
+        Template(
+            "certificate_expiry", "yiwang-certificate-expiry",
+            {"certificate": "thing1", "valid_until": "date2", "hint": "thing3"},
+        ),
+    )
+}  # fmt: skip
+# The built-in template ids by name (what a test or a development mini-program subscribes to).
+TEMPLATES = {name: t.id for name, t in DEFAULT_TEMPLATES.items()}
+# How long a value of each keyword kind may be (subscribeMessage.send), longer values are cut.
+_KEYWORD_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
+                   "symbol": 5, "amount": 32, "car_number": 8, "phone_number": 17}  # fmt: skip
+_KEYWORD = re.compile(r"^([a-z_]+?)(\d+)$")
+
+
+def templates(config: Config) -> dict[str, Template]:
+    """The deployment's templates: the built-in ones, each replaced by WECHAT_TEMPLATES where given.
+    Raises InvalidInput naming the setting when an entry is malformed (start-up stops)."""
+    chosen = dict(DEFAULT_TEMPLATES)
+    for name, entry in config.wechat_templates.items():
+        default = DEFAULT_TEMPLATES.get(name)
+        if default is None:
+            raise InvalidInput("config.invalid", f"WECHAT_TEMPLATES 中的模板 {name} 未知")
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or not entry["id"]:
+            raise InvalidInput("config.invalid", f"WECHAT_TEMPLATES.{name} 必须给出模板 id")
+        keywords = entry.get("keywords", dict(default.keywords))
+        if (
+            not isinstance(keywords, dict)
+            or set(keywords) != set(default.keywords)
+            or not all(isinstance(k, str) and _KEYWORD.match(k) for k in keywords.values())
+        ):
+            fields = "、".join(sorted(default.keywords))
+            raise InvalidInput("config.invalid", f"WECHAT_TEMPLATES.{name}.keywords 须为 {fields} 各指定一个关键词")
+        chosen[name] = Template(name, entry["id"], dict(keywords))
+    return chosen
+
+
+def fit(keyword: str, value: Any) -> str:
+    """A value cut to what WeChat accepts for the keyword's kind."""
+    found = _KEYWORD.match(keyword)
+    limit = _KEYWORD_LIMITS.get(found.group(1), 20) if found else 20
+    return str(value)[:limit]
+
+
+async def check_account_templates(services: Services) -> list[str]:
+    """Problems with the configured templates against the account's own (``getTemplateList``):
+    a missing template or a keyword its content lacks. Logged at start-up; empty when all is well."""
+    try:
+        listed = await gateway(services).account_templates()
+    except WeChatError:
+        log.warning("subscribe templates not checked: WeChat unreachable")
+        return []
+    by_id = {t.get("priTmplId"): str(t.get("content", "")) for t in listed}
+    problems = []
+    for template in templates(services.config).values():
+        content = by_id.get(template.id)
+        if content is None:
+            problems.append(f"{template.name}: template {template.id} is not in the account")
+            continue
+        problems.extend(
+            f"{template.name}: keyword {keyword} ({field}) is not in template {template.id}"
+            for field, keyword in template.keywords.items()
+            if "{{" + keyword + ".DATA}}" not in content
+        )
+    for problem in problems:
+        log.error("subscribe template misconfigured", extra={"fields": {"problem": problem}})
+    return problems
 MAX_ATTEMPTS = 6
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 600.0
@@ -54,8 +140,10 @@ def backoff(attempts: int) -> dt.timedelta:
 async def enqueue(  # noqa: PLR0917
     services: Services, account_id: str | None, template: str, data: Mapping[str, Any], page: str, subject: str
 ) -> bool:
-    """Queue one message if the resident subscribed to ``template``; True when queued."""
-    template_id = TEMPLATES[template]
+    """Queue one message if the resident subscribed to ``template``; True when queued.
+    ``data`` is keyed by our field names; the template's keyword mapping renames them."""
+    chosen = templates(services.config)[template]
+    template_id = chosen.id
     if account_id is None or not await take_subscription(services, account_id, template_id):
         return False
     now = utcnow()
@@ -64,7 +152,7 @@ async def enqueue(  # noqa: PLR0917
             "_id": uuid.uuid4().hex,
             "account_id": account_id,
             "template_id": template_id,
-            "data": {k: {"value": str(v)[:20]} for k, v in data.items()},
+            "data": {chosen.keywords[k]: {"value": fit(chosen.keywords[k], v)} for k, v in data.items()},
             "page": page,
             "subject": subject,
             "status": "pending",
@@ -94,14 +182,21 @@ async def enqueue_status_change(services: Services, application: Mapping[str, An
         account_id,
         "application_status",
         {
-            "thing1": application["item_name"],
-            "phrase2": STATUS_LABELS[application["status"]],
-            "character_string3": application["tracking_number"],
-            "time4": format_local(application["updated_at"]),
+            "item": application["item_name"],
+            "status": STATUS_LABELS[application["status"]],
+            "tracking_number": application["tracking_number"],
+            "time": format_local(application["updated_at"]),
         },
         f"pages/applications/detail?id={application['_id']}",
         application["_id"],
     )
+
+
+async def backlog(store: Store, limit: int = 100_000) -> tuple[int, int]:
+    """(waiting to be sent, failed for good), each an indexed count bounded by ``limit``."""
+    outbox = store["notifications"]
+    waiting = await outbox.count_documents({"status": {"$in": ["pending", "sending"]}}, limit=limit)
+    return waiting, await outbox.count_documents({"status": "failed"}, limit=limit)
 
 
 async def send_due(services: Services, limit: int = 20) -> int:
@@ -133,7 +228,7 @@ async def _send_one(services: Services, message: Mapping[str, Any]) -> None:
     try:
         await gateway(services).send_subscribe(openid, message["template_id"], dict(message["data"]), message["page"])
     except WeChatError as exc:
-        permanent = exc.errcode in NOT_SUBSCRIBED or message["attempts"] >= MAX_ATTEMPTS
+        permanent = exc.errcode in PERMANENT or message["attempts"] >= MAX_ATTEMPTS
         await outbox.update_one(
             {"_id": message["_id"]},
             {

@@ -57,7 +57,12 @@ def validate_name(name: Any) -> str:
     return clean
 
 
-def validate_phone(phone: Any) -> str:
+def validate_phone(phone: Any, country_code: str = "86") -> str:
+    """A mainland mobile number (11 digits from 1), or, with another country code, 4–15 digits (E.164)."""
+    if country_code != "86":
+        if not isinstance(phone, str) or not phone.isdigit() or not 4 <= len(phone) <= 15:
+            raise InvalidInput("person.phone_invalid", "手机号码格式不正确", fields={"phone": "手机号码格式不正确"})
+        return phone
     if not isinstance(phone, str) or len(phone) != 11 or not phone.isdigit() or phone[0] != "1":
         raise InvalidInput("person.phone_invalid", "手机号码格式不正确", fields={"phone": "请输入 11 位手机号码"})
     return phone

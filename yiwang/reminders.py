@@ -125,7 +125,11 @@ async def push_expiry_reminders(services: Services, today: dt.date | None = None
                 services,
                 account["_id"],
                 "certificate_expiry",
-                {"thing1": cert["name"], "date2": cert["valid_until"], "thing3": f"还有 {days} 天到期，请及时换证"},
+                {
+                    "certificate": cert["name"],
+                    "valid_until": cert["valid_until"],
+                    "hint": f"还有 {days} 天到期，请及时换证",
+                },
                 f"pages/certificates/detail?id={cert['id']}",
                 cert["id"],
             )

@@ -224,12 +224,19 @@ def annotation_of(copy: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+CONTENT_TYPES = {"png": "image/png", "pdf": "application/pdf", "ofd": "application/ofd"}
+
+
 async def copy_image(services: Services, copy_id: str, redeemer: Redeemer, fmt: str) -> bytes:
-    """The annotated copy (加注件) as PNG or PDF, for whoever made it, off the event loop."""
-    if fmt not in ("png", "pdf"):
-        raise InvalidInput("certificate.format_invalid", "格式只能是 png 或 pdf")
+    """The annotated copy (加注件) as PNG, PDF or sealed OFD, for whoever made it, off the event loop."""
+    if fmt not in CONTENT_TYPES:
+        raise InvalidInput("certificate.format_invalid", "格式只能是 png、pdf 或 ofd")
     copy = await certificates.get_copy(services.store, copy_id, redeemer)
     cert = await certificates.get_certificate(services.store, copy["certificate_id"])
+    if fmt == "ofd":
+        from yiwang.ofd import files as ofd_files
+
+        return await ofd_files.copy_ofd(services, copy, cert)
     view = certificates.full_view(services.cipher, cert)
     ctype = certificates.load_types().get(cert["type"])
     layout = dict(ctype.layout) if ctype else {}

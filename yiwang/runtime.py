@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,14 @@ class Services:
             await asyncio.to_thread(self.embedded.stop)
 
 
+def _leave_address(config: Config, uri: str) -> None:
+    """Where the embedded database listens, for ``python -m yiwang.admin`` while the server runs (0600)."""
+    path = config.data_dir / "embedded.uri"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(uri + "\n")
+
+
 async def open_services(config: Config, *, store: Store | None = None) -> Services:
     embedded = None
     watch: AuditWatch | None = None
@@ -62,6 +71,7 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
             path = config.data_dir / "yiwang.sqlite" if config.embedded_engine == "sqlite" else None
             embedded = EmbeddedMongo(path)
             uri = await asyncio.to_thread(embedded.start)
+            _leave_address(config, uri)
             log.info("embedded database started", extra={"fields": {"engine": config.embedded_engine}})
         store = Store.connect(uri, config.mongodb_db)
     try:
@@ -69,7 +79,7 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         services = Services(
             config=config,
             store=store,
-            cipher=FieldCipher(config.pii_key, config.blind_index_key),
+            cipher=FieldCipher(config.pii_key, config.blind_index_key, config.pii_keys_previous),
             offload=Offloader(config.workers),
             catalog=Catalog(store),
             embedded=embedded,
@@ -81,6 +91,16 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         services.audit = watch = await open_watch(
             store, config.audit_key, config.audit_checkpoints, config.audit_verify_seconds, services.offload.run
         )
+        # Entered holiday schedules apply before the first deadline is computed.
+        from yiwang.workcalendar import CalendarKeeper
+
+        keeper = services.extras["work_calendar"] = CalendarKeeper(store)
+        await keeper.start()
+        if config.pii_keys_previous:  # a PII key rotation is under way: re-seal in the background
+            from yiwang.keyrotation import Resealer
+
+            resealer = services.extras["resealer"] = Resealer(store, services.cipher)
+            resealer.start()
         if config.demo_data:
             from yiwang.seed import load_demo_data
 

@@ -82,6 +82,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
         IndexModel([("agent", ASCENDING), ("updated_at", DESCENDING)], name="agent_updated"),
         IndexModel([("submitted_at", ASCENDING)], name="submitted_at"),
     ],
+    "daily_counts": [],  # per local day, maintained on submission (yiwang.activity); read by _id
     "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86400, name="created_ttl")],
     "uploads": [IndexModel([("owner", ASCENDING)], name="owner")],
     "notifications": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")],
@@ -122,10 +123,11 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     # console
     "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
     "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
-    "login_attempts": [
-        IndexModel([("at", ASCENDING)], expireAfterSeconds=3600, name="at_ttl"),
-        IndexModel([("key", ASCENDING), ("at", DESCENDING)], name="key_at"),
-    ],
+    "work_calendars": [],  # entered holiday schedules, one per year (yiwang.workcalendar)
+    # content-security results pushed by WeChat (yiwang.wechat_push), kept 30 days
+    "media_checks": [IndexModel([("at", ASCENDING)], expireAfterSeconds=30 * 86400, name="at_ttl")],
+    # yiwang.throttle: one counter per (limit, key digest); ended windows expire
+    "throttles": [IndexModel([("window_end", ASCENDING)], expireAfterSeconds=0, name="window_end_ttl")],
     "content": [
         IndexModel([("kind", ASCENDING), ("status", ASCENDING)], name="kind_status"),
         IndexModel([("updated_at", DESCENDING)], name="updated_at"),
@@ -141,8 +143,18 @@ async def _initial_schema(store: Store) -> None:
     """Version 1: the collections and indexes above; nothing to transform."""
 
 
+async def _daily_counts(store: Store) -> None:
+    """Version 2: per-day application counts (yiwang.activity) from the applications already there."""
+    from yiwang import activity
+
+    await activity.backfill(store)
+
+
 # Ordered, append-only. Each runs once; the version reached is kept in `meta`.
-MIGRATIONS: Sequence[tuple[int, str, Migration]] = ((1, "initial schema", _initial_schema),)
+MIGRATIONS: Sequence[tuple[int, str, Migration]] = (
+    (1, "initial schema", _initial_schema),
+    (2, "daily application counts", _daily_counts),
+)
 
 
 class Store:
@@ -154,6 +166,9 @@ class Store:
 
     @classmethod
     def connect(cls, uri: str, db_name: str) -> Store:
+        from yiwang.metrics import listen_to_database
+
+        listen_to_database()  # command latency for /metrics: registered before the first client exists
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, appname="yiwang"
         )

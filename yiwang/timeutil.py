@@ -1,8 +1,14 @@
 """Time: stored in UTC, shown in Asia/Shanghai; deadlines in working days.
 
 Working days follow the State Council holiday schedule (with make-up working
-days) from ``chinese_calendar``; for years it does not know yet, weekends and
-the fixed-date holidays in ``data/holidays.json`` apply, and the README says so.
+days). A year's official schedule entered by a province administrator
+(``yiwang.workcalendar``, stored in the database) wins; otherwise
+``chinese_calendar`` for the years it knows; otherwise weekends and the
+fixed-date holidays in ``data/holidays.json``, and the console warns.
+
+The entered schedules are a process-wide table because deadlines are computed
+deep inside pure functions; ``workcalendar`` loads it at start-up and keeps it
+current across processes.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -40,6 +48,46 @@ def format_local(moment: dt.datetime, pattern: str = "%Y-%m-%d %H:%M") -> str:
     return local(moment).strftime(pattern)
 
 
+@dataclass(frozen=True)
+class YearSchedule:
+    """One year's official schedule: its holidays and its make-up working days (调休上班)."""
+
+    year: int
+    holidays: frozenset[dt.date]
+    workdays: frozenset[dt.date]
+
+    def is_working_day(self, day: dt.date) -> bool:
+        if day in self.holidays:
+            return False
+        return day in self.workdays or day.weekday() < 5
+
+
+_official: dict[int, YearSchedule] = {}
+
+
+def set_official_schedules(schedules: Mapping[int, YearSchedule]) -> None:
+    """Replace the entered schedules (no await in between, so no reader sees half a table)."""
+    _official.clear()
+    _official.update(schedules)
+
+
+def official_schedule(year: int) -> YearSchedule | None:
+    return _official.get(year)
+
+
+def package_knows(year: int) -> bool:
+    try:
+        chinese_calendar.is_workday(dt.date(year, 6, 1))
+    except NotImplementedError:
+        return False
+    return True
+
+
+def year_known(year: int) -> bool:
+    """Whether working days of ``year`` follow an official schedule (entered, or the package's)."""
+    return year in _official or package_knows(year)
+
+
 @functools.cache
 def _fallback_holidays() -> frozenset[dt.date]:
     if not _HOLIDAYS_FILE.exists():
@@ -49,6 +97,9 @@ def _fallback_holidays() -> frozenset[dt.date]:
 
 
 def is_working_day(day: dt.date) -> bool:
+    schedule = _official.get(day.year)
+    if schedule is not None:
+        return schedule.is_working_day(day)
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:

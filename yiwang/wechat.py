@@ -6,12 +6,20 @@
   through aiohttp.
 * The access token is cached in ``wechat_access_tokens`` (shared by every
   process) and in memory, and refreshed ``REFRESH_MARGIN`` before it expires.
-  ``stable_token`` returns the same token to concurrent callers, so two
-  processes refreshing at once do not invalidate each other.
+  ``stable_token`` in normal mode returns the same token to every caller, so
+  processes refreshing at once do not invalidate each other. A forced refresh
+  cancels the token every other process holds (and WeChat allows 20 a day,
+  30 s apart), so after 40001/42001 a process first re-reads the shared token,
+  then asks in normal mode, and forces only when both give back the token that
+  failed, and only after claiming a shared lease that one process in 30 s gets
+  (:meth:`WeChatGateway.recover_token`).
 
 WeChat errors become domain errors with a clear code: invalid code (40029) is
-the caller's fault (400), rate limiting (45011) is 429, a busy or unreachable
-WeChat (-1, 5xx, timeouts) is 503 with ``retry_after``.
+the caller's fault (400), a user WeChat marks as risky (40226) is told so
+(403), rate limiting (45011) is 429, a busy or unreachable WeChat (-1, 5xx,
+timeouts) is 503 with ``retry_after``. Errors that a retry cannot mend
+(``PERMANENT``: bad arguments, unknown template, bad page, not subscribed) are
+not retried by the outbox.
 """
 
 from __future__ import annotations
@@ -24,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from yiwang.errors import InvalidInput, RateLimited, UpstreamUnavailable, YiwangError
-from yiwang.timeutil import utcnow
+from yiwang.errors import Forbidden, InvalidInput, RateLimited, UpstreamUnavailable, YiwangError
+from yiwang.timeutil import as_utc, utcnow
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -40,6 +48,19 @@ RETRY_AFTER_LIMITED = 60
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 # errcodes meaning the user has not (or no longer) subscribed: do not retry.
 NOT_SUBSCRIBED = frozenset({43101, 43107})
+RISKY_USER = 40226
+# errcodes a retry cannot mend: argument invalid, invalid template_id, invalid page, not subscribed, risky user.
+PERMANENT = frozenset({47003, 40037, 41030, RISKY_USER}) | NOT_SUBSCRIBED
+# WeChat allows a forced stable_token refresh 20 times a day, at least 30 s apart, for the whole appid.
+FORCE_REFRESH_INTERVAL = dt.timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class PhoneNumber:
+    """A number as WeChat gives it: without the country code, and the code apart (86 for mainland China)."""
+
+    number: str
+    country_code: str
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,11 @@ def map_errcode(errcode: int | None, *, login: bool = False) -> YiwangError:
     """The domain error for a WeChat errcode (None: HTTP or network failure)."""
     if errcode == 40029 or (login and errcode == 40163):
         return InvalidInput("wechat.invalid_code", "微信登录凭证无效或已使用，请重新登录")
+    if errcode == RISKY_USER:
+        return Forbidden(
+            "wechat.risky_user",
+            "您的微信账号存在安全风险，暂时无法使用。请在微信“我 > 设置 > 账号与安全 > 微信安全中心”处理后再试",
+        )
     if errcode == 45011:
         return RateLimited(
             "wechat.rate_limited", "微信登录过于频繁，请稍后再试", detail={"retry_after": RETRY_AFTER_LIMITED}
@@ -153,8 +179,18 @@ class WeChatGateway:
         from wechatpy.exceptions import WeChatClientException
 
         client = self._client(token)
+        body: dict[str, Any] = {
+            "touser": openid,
+            "template_id": template_id,
+            "data": data,
+            "miniprogram_state": self._services.config.wechat_miniprogram_state,
+            "lang": self._services.config.wechat_lang,
+        }
+        if page:
+            body["page"] = page
         try:
-            client.wxa.send_subscribe_message(openid, template_id, data, page)
+            # wechatpy's send_subscribe_message sends neither miniprogram_state nor lang.
+            client.wxa._post("cgi-bin/message/subscribe/send", data=body)
         except WeChatClientException as exc:
             return int(exc.errcode) if exc.errcode is not None else None
         except requests.RequestException:
@@ -163,14 +199,15 @@ class WeChatGateway:
 
     async def send_subscribe(self, openid: str, template_id: str, data: dict[str, Any], page: str | None) -> None:
         """Send one subscribe message; raises WeChatError with the errcode on failure."""
+        token = await self.access_token()
         for attempt in range(2):
-            token = await self.access_token(force_refresh=attempt > 0)
             errcode = await self._services.offload.run(
                 self._send_subscribe_blocking, token, openid, template_id, data, page
             )
             if errcode == 0:
                 return
             if errcode in TOKEN_ERRORS and attempt == 0:
+                token = await self.recover_token(token)
                 continue
             error = map_errcode(errcode)
             if isinstance(error, WeChatError):
@@ -189,60 +226,149 @@ class WeChatGateway:
             return {"errcode": None}
         return data if isinstance(data, dict) else {"errcode": None}
 
-    async def access_token(self, *, force_refresh: bool = False) -> str:
-        """The cached access token, refreshed before it expires."""
+    def _remember(self, token: str, expires_at: dt.datetime) -> str:
+        self._token = (token, expires_at)
+        return token
+
+    async def _shared(self) -> tuple[str, dt.datetime] | None:
+        cached = await self._services.store["wechat_access_tokens"].find_one({"_id": self.appid})
+        if cached and cached.get("token"):
+            return cached["token"], as_utc(cached["expires_at"])
+        return None
+
+    async def _stable_token(self, *, force: bool) -> str:
         now = utcnow()
-        if not force_refresh and self._token and self._token[1] - REFRESH_MARGIN > now:
+        result = await self._post_json(
+            "/cgi-bin/stable_token",
+            {
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self._services.config.wechat_secret,
+                "force_refresh": force,
+            },
+        )
+        if "access_token" not in result:
+            raise map_errcode(result.get("errcode"))
+        expires_at = now + dt.timedelta(seconds=int(result.get("expires_in", 7200)))
+        await self._services.store["wechat_access_tokens"].update_one(
+            {"_id": self.appid},
+            {"$set": {"token": result["access_token"], "expires_at": expires_at, "refreshed_at": now}},
+            upsert=True,
+        )
+        log.info("wechat access token fetched", extra={"fields": {"forced": force}})
+        return self._remember(result["access_token"], expires_at)
+
+    async def access_token(self) -> str:
+        """The cached access token, fetched in normal mode shortly before it expires."""
+        now = utcnow()
+        if self._token and self._token[1] - REFRESH_MARGIN > now:
             return self._token[0]
         async with self._lock:
-            tokens = self._services.store["wechat_access_tokens"]
             now = utcnow()
-            if not force_refresh:
-                if self._token and self._token[1] - REFRESH_MARGIN > now:
-                    return self._token[0]
-                cached = await tokens.find_one({"_id": self.appid})
-                if cached and cached["expires_at"] - REFRESH_MARGIN > now:
-                    self._token = (cached["token"], cached["expires_at"])
-                    return cached["token"]
-            result = await self._post_json(
-                "/cgi-bin/stable_token",
-                {
-                    "grant_type": "client_credential",
-                    "appid": self.appid,
-                    "secret": self._services.config.wechat_secret,
-                    "force_refresh": force_refresh,
-                },
-            )
-            if "access_token" not in result:
-                raise map_errcode(result.get("errcode"))
-            expires_at = now + dt.timedelta(seconds=int(result.get("expires_in", 7200)))
-            await tokens.update_one(
-                {"_id": self.appid},
-                {"$set": {"token": result["access_token"], "expires_at": expires_at, "refreshed_at": now}},
-                upsert=True,
-            )
-            self._token = (result["access_token"], expires_at)
-            log.info("wechat access token refreshed")
-            return result["access_token"]
+            if self._token and self._token[1] - REFRESH_MARGIN > now:
+                return self._token[0]
+            shared = await self._shared()
+            if shared and shared[1] - REFRESH_MARGIN > now:
+                return self._remember(*shared)
+            return await self._stable_token(force=False)
 
-    async def phone_number(self, code: str) -> str:
+    async def recover_token(self, failed: str) -> str:
+        """A token WeChat refused (40001/42001): another process may already hold its successor.
+
+        Re-read the shared token; else ask in normal mode; force a refresh only
+        when both give back the refused token, and only under the shared lease.
+        """
+        async with self._lock:
+            shared = await self._shared()
+            if shared and shared[0] != failed:
+                return self._remember(*shared)
+            fresh = await self._stable_token(force=False)
+            if fresh != failed:
+                return fresh
+            now = utcnow()
+            leased = await self._services.store["wechat_access_tokens"].find_one_and_update(
+                {
+                    "_id": self.appid,
+                    "token": failed,
+                    "$or": [{"forced_at": None}, {"forced_at": {"$lt": now - FORCE_REFRESH_INTERVAL}}],
+                },
+                {"$set": {"forced_at": now}},
+            )
+            if leased is None:  # another process forced (or is forcing) a refresh: use what it got
+                shared = await self._shared()
+                if shared and shared[0] != failed:
+                    return self._remember(*shared)
+                raise WeChatError("wechat.busy", "微信服务繁忙，请稍后再试", None, retry_after=RETRY_AFTER_BUSY)
+            return await self._stable_token(force=True)
+
+    async def msg_sec_check(self, openid: str, content: str, scene: int) -> str:
+        """msgSecCheck v2: ``pass``, ``review`` or ``risky`` for ``content`` written by ``openid``."""
+        token = await self.access_token()
+        body = {"content": content, "version": 2, "scene": scene, "openid": openid}
+        for attempt in range(2):
+            result = await self._post_json("/wxa/msg_sec_check", body, {"access_token": token})
+            errcode = result.get("errcode", 0)
+            verdict = result.get("result")
+            if errcode == 0 and isinstance(verdict, dict) and verdict.get("suggest") in ("pass", "review", "risky"):
+                return str(verdict["suggest"])
+            if errcode in TOKEN_ERRORS and attempt == 0:
+                token = await self.recover_token(token)
+                continue
+            error = map_errcode(errcode)
+            raise error if isinstance(error, WeChatError) else WeChatError("wechat.error", error.message, errcode)
+        raise map_errcode(None)
+
+    async def account_templates(self) -> list[dict[str, Any]]:
+        """The account's own subscribe-message templates (``getTemplateList``)."""
+        token = await self.access_token()
+        for attempt in range(2):
+            try:
+                async with self._http().get(
+                    self.base + "/wxaapi/newtmpl/gettemplate", params={"access_token": token}
+                ) as response:
+                    raw = await response.json(content_type=None) if response.status < 400 else None
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                raw = None
+            result: dict[str, Any] = raw if isinstance(raw, dict) else {"errcode": None}
+            errcode = result.get("errcode", 0)
+            listed = result.get("data")
+            if errcode == 0 and isinstance(listed, list):
+                return [t for t in listed if isinstance(t, dict)]
+            if errcode in TOKEN_ERRORS and attempt == 0:
+                token = await self.recover_token(token)
+                continue
+            error = map_errcode(errcode)
+            raise error if isinstance(error, WeChatError) else WeChatError("wechat.error", error.message, errcode)
+        raise map_errcode(None)
+
+    async def phone_number(self, code: str) -> PhoneNumber:
         """Exchange a ``getPhoneNumber`` code for the pure phone number."""
         if not isinstance(code, str) or not 1 <= len(code) <= 128:
             raise InvalidInput(
                 "wechat.invalid_code", "手机号授权凭证无效", fields={"code": "缺少 getPhoneNumber 的 code"}
             )
+        token = await self.access_token()
         for attempt in range(2):
-            token = await self.access_token(force_refresh=attempt > 0)
             result = await self._post_json("/wxa/business/getuserphonenumber", {"code": code}, {"access_token": token})
             errcode = result.get("errcode", 0)
             if errcode == 0 and isinstance(result.get("phone_info"), dict):
-                phone = result["phone_info"].get("purePhoneNumber")
-                if isinstance(phone, str):
-                    return phone
+                return self._checked_phone(result["phone_info"])
             if errcode in TOKEN_ERRORS and attempt == 0:
+                token = await self.recover_token(token)
                 continue
             raise map_errcode(errcode, login=True)
         raise map_errcode(None)
+
+    def _checked_phone(self, info: dict[str, Any]) -> PhoneNumber:
+        """The number, only if WeChat's watermark says it was issued to this mini-program."""
+        watermark = info.get("watermark")
+        if not isinstance(watermark, dict) or watermark.get("appid") != self.appid:
+            log.warning("phone number watermark does not name this appid")
+            raise InvalidInput("wechat.phone_foreign", "手机号授权凭证不属于本小程序，请重新授权")
+        phone, country = info.get("purePhoneNumber"), info.get("countryCode")
+        if not isinstance(phone, str) or not isinstance(country, str) or not country.isdigit():
+            raise map_errcode(None)
+        return PhoneNumber(phone, country)
 
 
 def gateway(services: Services) -> WeChatGateway:

@@ -1,4 +1,4 @@
-"""Cameras: frames → QR text with pyzbar (through yiwang.qrdecode), off the loop."""
+"""Cameras: frames → QR text with the shared qrscan package (zxing-cpp, then zbar), off the loop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 from PIL import Image
 
-from yiwang.qrdecode import decode_texts
+from device_agent.config import CameraSettings
+from qrscan import decode_texts
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -47,23 +48,44 @@ class FolderCamera:
 
 
 class OpenCVCamera:
-    """Hardware camera through OpenCV (``opencv-python-headless`` on the kiosk)."""
+    """Hardware camera through OpenCV (``opencv-python-headless`` on the kiosk), V4L2 backend.
 
-    def __init__(self, index: int = 0) -> None:
+    Capture and decoding run in a worker thread; a camera that stops giving frames
+    (unplugged) is released, ``offline``, and reopened."""
+
+    def __init__(self, index: int = 0, settings: CameraSettings | None = None) -> None:
         self.index = index
+        self.settings = settings or CameraSettings()
         self._capture: Any = None
+        self.applied: dict[str, float] = {}
 
     def status(self) -> str:
         return "ready" if self._capture is not None else "offline"
 
-    def _grab(self) -> list[str]:
+    def _open(self) -> Any:
         import cv2  # installed on kiosks only
 
+        capture = cv2.VideoCapture(self.index, cv2.CAP_V4L2)
+        if not capture.isOpened():
+            return None
+        for name, value in self.settings.capture_properties():
+            prop = getattr(cv2, name)
+            capture.set(prop, value)
+            self.applied[name] = float(capture.get(prop))  # what the camera accepted
+        return capture
+
+    def _grab(self) -> list[str] | None:
+        import cv2
+
         if self._capture is None:
-            self._capture = cv2.VideoCapture(self.index)
+            self._capture = self._open()
+            if self._capture is None:
+                return None
         ok, frame = self._capture.read()
         if not ok:
-            return []
+            self._capture.release()
+            self._capture = None
+            return None
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         return decode_texts(Image.fromarray(gray))
 
@@ -72,4 +94,4 @@ class OpenCVCamera:
             texts = await asyncio.to_thread(self._grab)
             if texts:
                 return texts[0]
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05 if texts is not None else 1.0)

@@ -86,6 +86,8 @@
       if (online) a.removeAttribute("aria-disabled"); else a.setAttribute("aria-disabled", "true");
     });
   }
+  // A kiosk has no context menu (right click, long press on the touch screen).
+  document.addEventListener("contextmenu", function (e) { e.preventDefault(); });
   document.addEventListener("click", function (e) {
     var a = e.target.closest && e.target.closest("[data-needs-online]");
     if (a && state && !state.online) { e.preventDefault(); toast("网络中断，此功能暂不可用"); }
@@ -96,6 +98,8 @@
     if (ev.type === "status") setOnline(!!ev.online);
     else if (ev.type === "reload") window.location.reload();
     else if (ev.type === "notice") toast(ev.text || "有新的公告");
+    else if (ev.type === "print_job" && (ev.state === "stopped" || ev.state === "failed")) toast(ev.message || "打印失败，请联系工作人员");
+    else if (ev.type === "print_job" && ev.state === "completed") toast("打印完成，请在出纸口取件");
     document.dispatchEvent(new CustomEvent("kiosk:" + ev.type, { detail: ev }));
   }
 

@@ -46,12 +46,13 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: st
 
 
 async def start_agent(services: Services, server: str, state_dir: Path, *, hall: str = "gz-th-center",
-                      label: str = "测试 1 号机") -> RunningAgent:
+                      label: str = "测试 1 号机", **agent_kwargs: Any) -> RunningAgent:
+    """agent_kwargs: Agent's drivers= / scanners= (real drivers on development doubles)."""
     code = await devices.create_enrolment_code(services, hall, label)
     config = AgentConfig(server=server, state_dir=state_dir, listen_port=free_port(), enrolment_code=code["code"],
                          heartbeat_seconds=5.0, poll_seconds=0.05, backoff_min=0.1, backoff_max=0.5,
                          status_seconds=1.0, warm_cache_on_connect=False)
-    agent = Agent(config)
+    agent = Agent(config, **agent_kwargs)
     runner = web.AppRunner(agent.app(), shutdown_timeout=2.0)  # never wait long for a stray handler
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", config.listen_port).start()

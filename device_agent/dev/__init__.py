@@ -1,0 +1,1 @@
+"""Development doubles that speak the real protocols (pseudo-terminals, pipes, loopback)."""

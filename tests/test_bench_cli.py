@@ -1,0 +1,30 @@
+"""`python -m bench --help` lists every benchmark (it used to crash trying to import `bench.--help`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.__main__ import all_modules
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bench", *args]
+    return subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_bench_help_lists_every_benchmark() -> None:
+    out = bench("--help")
+    assert out.returncode == 0, out.stderr
+    for name in all_modules():
+        assert f"  {name} " in out.stdout
+    assert "embedded" in all_modules()
+
+
+def test_an_unknown_benchmark_is_refused_with_the_list() -> None:
+    out = bench("nope")
+    assert out.returncode == 2
+    assert "unknown benchmark" in out.stderr and "mobile" in out.stderr

@@ -1,0 +1,46 @@
+"""Residents' free text passes WeChat's msgSecCheck v2: risky text is refused with a plain
+message and nothing stored; text sent for review is stored and flagged; a WeChat outage
+never loses a complaint."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.mobile_support import LI, prepare
+from tests.support.miniprogram import MiniProgram
+
+
+@pytest.fixture
+async def resident(services, client, fake_wechat):
+    await prepare(services)
+    mp = MiniProgram(client, fake_wechat)
+    await mp.login()
+    await mp.bind(*LI)
+    return mp
+
+
+def complaint(text: str) -> dict[str, str]:
+    return {"kind": "complaint", "subject": "窗口服务", "content": text}
+
+
+async def test_a_risky_complaint_is_refused_and_nothing_is_stored(services, resident, fake_wechat) -> None:
+    refused = await resident.post("/complaints", complaint("工作人员说了违禁词，态度很差"), expect=400)
+    assert refused["error"]["code"] == "content.refused" and "不当信息" in refused["error"]["message"]
+    assert "content" in refused["error"]["fields"]
+    assert await services.store["complaints"].count_documents({}) == 0
+    [checked] = fake_wechat.checked_texts
+    assert checked["version"] == 2 and checked["scene"] == 3 and checked["openid"] == resident.openid
+
+
+async def test_text_for_review_is_stored_flagged_and_clean_text_passes(services, resident) -> None:
+    await resident.post("/complaints", complaint("上午排队两个小时，含待审词"), expect=201)
+    await resident.post("/complaints", complaint("上午在天河区政务中心排队两个小时"), expect=201)
+    flags = sorted([c["content_check"] async for c in services.store["complaints"].find({})])
+    assert flags == ["pass", "review"]
+
+
+async def test_a_wechat_outage_never_loses_a_complaint(services, resident, fake_wechat) -> None:
+    fake_wechat.fail_next("/wxa/msg_sec_check", -1)
+    filed = await resident.post("/complaints", complaint("上午在天河区政务中心排队两个小时"), expect=201)
+    stored = await services.store["complaints"].find_one({"_id": filed["id"]})
+    assert stored is not None and stored["content_check"] == "unchecked"
