@@ -34,6 +34,7 @@ from typing import Any
 
 from yiwang import audit
 from yiwang.crypto import SM2Signer, derive_sm2_signer, sm2_verify, sm3_hex
+from yiwang.metrics import AUDIT_CHAIN_OK
 from yiwang.store import Store
 from yiwang.timeutil import utcnow
 
@@ -288,6 +289,8 @@ class AuditWatch:
             log.warning("audit verification could not run", exc_info=True)
             status = dataclasses.replace(self.status, error=type(exc).__name__,
                                          checked_at=utcnow().isoformat(timespec="seconds"))
+        if status.state in ("intact", "broken"):
+            AUDIT_CHAIN_OK.set(1 if status.state == "intact" else 0)
         if status.state == "broken" and self.status.state != "broken":
             log.critical("audit trail broken", extra={"fields": {"problem": status.problem, "seq": status.first_bad}})
         self.status = status
