@@ -23,6 +23,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from web.app import make_app
+from web.base import SERVER_LIMITS
 from yiwang import sdnotify
 from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
@@ -47,7 +48,7 @@ def bind(config: Config) -> list[socket.socket]:
 
 def listen(app: tornado.web.Application, sockets: list[socket.socket]) -> HTTPServer:
     # No xheaders: forwarding headers are believed only from TRUSTED_PROXIES (web.base.request_address).
-    http = HTTPServer(app, max_body_size=32 * 1024 * 1024, idle_connection_timeout=60)
+    http = HTTPServer(app, idle_connection_timeout=60, **SERVER_LIMITS)
     http.add_sockets(sockets)
     return http
 

@@ -8,6 +8,7 @@ from web.base import APIHandler, BaseHandler, HTMLHandler
 from yiwang import verification
 from yiwang.errors import InvalidInput, YiwangError
 from yiwang.ofd import files as ofd_files
+from yiwang.ofd.verifier import MAX_FILE_BYTES
 
 
 def uploaded_file(handler: BaseHandler) -> bytes:
@@ -35,11 +36,14 @@ class CheckHandler(APIHandler):
 class FileHandler(APIHandler):
     """An uploaded OFD e-certificate file: signature, seal, issuer key, metadata, live status."""
 
+    max_body_bytes = MAX_FILE_BYTES + 64 * 1024  # the file and its multipart envelope
+
     async def post(self) -> None:
         self.write_json(await ofd_files.check_file(self.services, uploaded_file(self)))
 
 
 class VerifyPageHandler(HTMLHandler):
+    max_body_bytes = MAX_FILE_BYTES + 64 * 1024
     async def get(self) -> None:
         text = self.get_query_argument("c", "")
         if not text:  # no QR text: the page offers the OFD file upload

@@ -10,7 +10,9 @@ from yiwang.errors import InvalidInput, NotAuthenticated, RateLimited
 
 
 def _safe_next(value: str | None) -> str:
-    # Only paths inside the console: no open redirects.
+    # Only paths inside the console: no open redirects, no header injection (refused before any write).
+    if value and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidInput("console.next_invalid", "跳转地址无效")
     if value and value.startswith("/console/") and not value.startswith("//") and "\\" not in value:
         return value
     return "/console/"

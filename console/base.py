@@ -43,13 +43,16 @@ class ConsoleHandler(HTMLHandler):
         if self.session is not None and self.session.stage == "ok":
             self.user = await console_accounts.get_user(store, self.session.user_id)
         self.place_label = await self._place_label() if self.user is not None else ""
-        if self.request.method not in SAFE_METHODS:
-            self.check_csrf()
         if self.login_required and self.user is None:
             if self.request.method in SAFE_METHODS and not self.is_api:
                 self.redirect("/console/login?next=" + quote(self.request.uri or "/console/", safe=""))
                 return
             raise NotAuthenticated("console.login_required", "请先登录管理后台")
+
+    def body_received(self) -> None:
+        # The body streams in after prepare (login checked first); a form's token is in it.
+        if self.request.method not in SAFE_METHODS:
+            self.check_csrf()
 
     @property
     def is_api(self) -> bool:
@@ -87,7 +90,7 @@ class ConsoleHandler(HTMLHandler):
             raise Forbidden("console.csrf_invalid", "页面已过期或来源不明，请刷新页面后重试")
 
     def check_xsrf_cookie(self) -> None:
-        # Our own check runs in prepare (check_csrf), whatever the global xsrf_cookies setting is.
+        # Our own check runs once the body is in (check_csrf), whatever the global xsrf_cookies setting is.
         return None
 
     # ---- session cookie ------------------------------------------------------------

@@ -11,6 +11,8 @@ from yiwang.errors import InvalidInput, TooLarge
 
 
 class NoticeImageHandler(NoticeBase):
+    max_body_bytes = content_images.MAX_BYTES + 64 * 1024  # the image and its form
+
     async def post(self, content_id: str) -> None:
         doc = await self.load(content_id, "content.edit")
         store, by = self.services.store, self.current.id

@@ -490,7 +490,8 @@ class OfflineManifestHandler(KioskAPI):
 
     async def get(self) -> None:
         snap = await self.services.catalog.snapshot()
-        urls = ["/kiosk/", "/kiosk/offline", "/static/kiosk/kiosk.css", "/static/kiosk/kiosk.js"]
+        urls = ["/kiosk/", "/kiosk/offline", "/static/kiosk/kiosk.css", "/static/kiosk/kiosk.js",
+                "/static/kiosk/elderly.js"]
         for code, scenario in sorted(snap.scenarios.items()):
             urls.append(f"/kiosk/scenarios/{code}")
             options = [[(q["id"], o["value"]) for o in q["options"]] for q in scenario["questions"]]

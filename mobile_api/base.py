@@ -51,7 +51,7 @@ class MobileHandler(APIHandler):
 
     def query_int(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.get_query_argument(name, None)
-        if raw is None or raw == "":
+        if raw is None:
             return default
         try:
             value = int(raw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mobile_api import views
 from mobile_api.base import LEVEL_APPLY, LEVEL_CERTIFICATES, MobileHandler, PublicHandler
+from web.base import serve_as_download
 from yiwang import (
     accounts,
     agents,
@@ -227,6 +228,7 @@ class CopyImageHandler(MobileHandler):
 
 
 class UploadsHandler(MobileHandler):
+    max_body_bytes = uploads.MAX_BYTES + 64 * 1024  # the file and its multipart envelope
     async def post(self) -> None:
         applicant = await self.applicant()
         self.write_json(
@@ -241,8 +243,8 @@ class UploadHandler(MobileHandler):
         content_type, data = await uploads.read_upload(
             self.services, applicant.index, applicant.actor, upload_id, thumbnail=thumbnail
         )
-        self.set_header("Content-Type", content_type)
-        self.set_header("Content-Disposition", "inline")
+        # Someone's file: a download that never runs as a page, whatever a polyglot holds.
+        serve_as_download(self, content_type, f"{upload_id}.{'pdf' if content_type == uploads.PDF_TYPE else 'jpg'}")
         self.finish(data)
 
 
@@ -411,6 +413,7 @@ class AgentKioskSignInHandler(MobileHandler):
 
 
 class AgentUploadsHandler(MobileHandler):
+    max_body_bytes = uploads.MAX_BYTES + 64 * 1024
     async def post(self) -> None:
         agent = await self.agent_doc()
         auth = await agents.require_authorisation(

@@ -1117,5 +1117,4 @@ class OpenAPIHandler(PublicHandler):
 
 class DocsHandler(PublicHandler):
     def get(self) -> None:
-        self.set_header("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
         self.render_page("mobile_api/docs.html", spec=document())

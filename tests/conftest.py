@@ -18,6 +18,7 @@ from tornado.testing import bind_unused_port
 
 from tests.support.fake_wechat import FakeWeChat
 from web.app import make_app
+from web.base import SERVER_LIMITS
 from yiwang import audit
 from yiwang.config import Config, load_config
 from yiwang.embedded import EmbeddedMongo
@@ -122,7 +123,7 @@ async def server(services: Services) -> AsyncIterator[str]:
     """The real application on a real port; yields its base URL."""
     app = make_app(services)
     sock, port = bind_unused_port()
-    http_server = HTTPServer(app, xheaders=True)
+    http_server = HTTPServer(app, xheaders=True, **SERVER_LIMITS)
     http_server.add_sockets([sock])
     yield f"http://127.0.0.1:{port}"
     http_server.stop()

@@ -16,7 +16,14 @@ from yiwang.accounts import issue_staff_token
 from yiwang.evaluations import send_due_invitations
 from yiwang.notifications import TEMPLATES, send_due
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+def _pdf() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (200, 280), "white").save(out, "PDF")  # a one-page scan
+    return out.getvalue()
+
+
+PDF = _pdf()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 import tornado.web
 
-from web.base import InFlight, NotFoundHandler
+from web.base import InFlight, NotFoundHandler, StaticFiles
 from web.metrics import observed_log_request
 from yiwang.catalog import region_name, version_source
 from yiwang.runtime import Services
@@ -48,6 +48,7 @@ def make_app(services: Services, *, extra_routes: list[Any] | None = None, **ove
         cookie_secret=services.config.cookie_secret,
         static_path=str(ROOT / "static"),
         static_url_prefix="/static/",
+        static_handler_class=StaticFiles,
         default_handler_class=NotFoundHandler,
         log_function=observed_log_request,
         websocket_ping_interval=20,

@@ -4,16 +4,19 @@ domain function, render. Errors become responses in exactly one place here."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import functools
 import json
 import logging
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jinja2
 import tornado.httputil
 import tornado.web
+from tornado import httputil
 
+from web.input import parse_json, request_id
 from yiwang import errors, throttle
 from yiwang.runtime import Services
 
@@ -47,6 +50,59 @@ _HTTP_ERROR_CODES: Mapping[int, tuple[str, str]] = {
     500: ("internal", "服务器内部错误，请稍后再试"),
     503: ("unavailable", "服务暂时不可用，请稍后再试"),
 }
+
+
+# Bodies: small unless a handler says otherwise (uploads), checked against the declared
+# length before a byte of the body is read (every BaseHandler streams its body).
+SMALL_BODY_BYTES = 256 * 1024
+# The whole policy for pages: no inline script or style anywhere, nothing framed.
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+# Files people uploaded, served back: never run as a page, whatever is inside.
+DOWNLOAD_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
+HSTS = "max-age=31536000; includeSubDomains"
+# The HTTPServer's own limits (server.py and the tests): what a handler that is not ours (static
+# files, the device WebSocket) may be sent; BaseHandlers set their own per request.
+SERVER_LIMITS: dict[str, int] = {"max_body_size": 1024 * 1024, "max_buffer_size": 16 * 1024 * 1024}
+
+
+def https_only(application: tornado.web.Application) -> bool:
+    """True when the public URL is https: then HSTS is sent and every cookie is Secure."""
+    services = application.settings.get("services")
+    return bool(services is not None and services.config.public_url.startswith("https://"))
+
+
+def apply_security_headers(handler: tornado.web.RequestHandler) -> None:
+    """The one place the security headers are set (pages, API answers, static files)."""
+    handler.clear_header("Server")  # no version banner
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Referrer-Policy", "no-referrer")
+    handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("Content-Security-Policy", PAGE_CSP)
+    if https_only(handler.application):
+        handler.set_header("Strict-Transport-Security", HSTS)
+
+
+def serve_as_download(handler: tornado.web.RequestHandler, content_type: str, filename: str) -> None:
+    """Headers for a file someone uploaded: a download, sniffing off, sandboxed if opened."""
+    handler.set_header("Content-Type", content_type)
+    handler.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+    handler.set_header("Content-Security-Policy", DOWNLOAD_CSP)
+    handler.set_header("X-Content-Type-Options", "nosniff")
+
+
+def _with_body(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run after the streamed body has arrived: make it available the usual way, then the method."""
+
+    @functools.wraps(method)
+    def run(self: BaseHandler, *args: Any, **kwargs: Any) -> Any:
+        self._finish_body()
+        return method(self, *args, **kwargs)
+
+    run._with_body = True  # type: ignore[attr-defined]
+    return run
 
 
 def status_for(error: errors.YiwangError) -> int:
@@ -98,11 +154,27 @@ class InFlight:
         return True
 
 
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """Shared plumbing: services, request id, security headers, error mapping."""
+    """Shared plumbing: services, request id, security headers, body limits, error mapping.
+
+    Every handler streams its body, so ``prepare`` (declared length, then, in the
+    surfaces' subclasses, authentication) runs before any of it is read; the body is
+    then collected up to ``max_body_bytes`` and parsed as Tornado would, before the
+    method runs."""
 
     # API handlers answer errors as JSON; HTML handlers render an error page.
     error_template: str | None = None
+    max_body_bytes: int = SMALL_BODY_BYTES
+    _chunks: list[bytes]
+    _body_done: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("get", "head", "post", "put", "patch", "delete", "options"):
+            method = getattr(cls, name)
+            if method is not getattr(tornado.web.RequestHandler, name) and not getattr(method, "_with_body", False):
+                setattr(cls, name, _with_body(method))
 
     @property
     def services(self) -> Services:
@@ -113,17 +185,91 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.application.settings["jinja"]  # type: ignore[no-any-return]
 
     def set_default_headers(self) -> None:
-        self.request_id = self.request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        if "request_id" not in self.__dict__:
+            self.request_id = request_id(self.request.headers.get("X-Request-Id"))
         self.set_header("X-Request-Id", self.request_id)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("X-Frame-Options", "DENY")
+        apply_security_headers(self)
         self.set_header("Cache-Control", "no-store")
+
+    def set_cookie(  # noqa: PLR0917 (Tornado's signature)
+        self,
+        name: str,
+        value: str | bytes,
+        domain: str | None = None,
+        expires: float | tuple[int, ...] | datetime.datetime | None = None,
+        path: str = "/",
+        expires_days: float | None = None,
+        *,
+        max_age: int | None = None,
+        httponly: bool = False,
+        secure: bool = False,
+        samesite: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Every cookie is Secure when the public URL is https (console, kiosk, all of them)."""
+        super().set_cookie(
+            name, value, domain, expires, path, expires_days, max_age=max_age, httponly=httponly,
+            secure=secure or https_only(self.application) or self.request.protocol == "https",
+            samesite=samesite, **kwargs,
+        )  # fmt: skip
 
     def prepare(self) -> None:
         inflight = self.application.settings["inflight"]
         inflight.add(self)
         apply_forwarding(self.request, self.services.config.trusted_proxies)
+        self._chunks = []
+        allowed = self._allowed_methods()
+        if allowed and self.request.method not in allowed:
+            raise tornado.web.HTTPError(405)  # before any login check: the method is wrong for everyone
+        self._check_declared_length()
+
+    # ---- the body: declared length first, streamed, then parsed ----------------
+
+    def _check_declared_length(self) -> None:
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise errors.InvalidInput("request.bad_length", "Content-Length 无效")
+            if int(declared) > self.max_body_bytes:
+                raise errors.TooLarge("request.too_large", f"请求内容不能超过 {self.max_body_bytes // 1024} KB")
+        connection = self.request.connection
+        set_limit = getattr(connection, "set_max_body_size", None)
+        if set_limit is not None:
+            set_limit(self.max_body_bytes)  # a chunked body is cut off at the same size
+
+    def data_received(self, chunk: bytes) -> None:
+        if not hasattr(self, "_chunks"):
+            self._chunks = []
+        self._chunks.append(chunk)
+
+    def _finish_body(self) -> None:
+        if self._body_done:
+            return
+        self._body_done = True
+        request = self.request
+        request.body = b"".join(getattr(self, "_chunks", ()))
+        self._chunks = []
+        if request.body:
+            try:
+                httputil.parse_body_arguments(
+                    request.headers.get("Content-Type", ""), request.body, request.body_arguments, request.files,
+                    request.headers,
+                )  # fmt: skip
+            except (httputil.HTTPInputError, ValueError):
+                raise errors.InvalidInput("request.malformed_body", "请求内容格式有误") from None
+            for key, values in request.body_arguments.items():
+                request.arguments.setdefault(key, []).extend(values)
+        self.body_received()
+
+    def body_received(self) -> None:
+        """Hook: the body is in; checks that need it (a form's CSRF token) go here."""
+
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
+        # Answered before the body was read (refused in prepare): Tornado closes the connection
+        # after this response rather than read the rest, so say so, and the client will not reuse it.
+        if not self._body_done and not self._headers_written:
+            self.set_header("Connection", "close")
+        return super().finish(chunk)
 
     def on_finish(self) -> None:
         self.application.settings["inflight"].discard(self)
@@ -138,10 +284,7 @@ class BaseHandler(tornado.web.RequestHandler):
         content_type = self.request.headers.get("Content-Type", "application/json")
         if "json" not in content_type:
             raise errors.InvalidInput("request.content_type", "请求内容必须是 JSON")
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise errors.InvalidInput("request.malformed_json", "请求内容不是有效的 JSON") from None
+        body = parse_json(self.request.body or b"{}")
         if not isinstance(body, dict):
             raise errors.InvalidInput("request.malformed_json", "请求内容必须是 JSON 对象")
         return body
@@ -169,7 +312,9 @@ class BaseHandler(tornado.web.RequestHandler):
             status_code = exc.status_code
         code, message = _HTTP_ERROR_CODES.get(status_code, ("error", "请求无法完成"))
         if status_code == 405:
-            return status_code, {"code": code, "message": message, "allowed": self._allowed_methods()}
+            allowed = self._allowed_methods()
+            self.set_header("Allow", ", ".join(allowed))
+            return status_code, {"code": code, "message": message, "allowed": allowed}
         return status_code, {"code": code, "message": message}
 
     def _allowed_methods(self) -> list[str]:
@@ -239,6 +384,24 @@ class NotFoundHandler(BaseHandler):
 
     def _wants_html(self) -> bool:
         return not self.request.path.startswith("/api/") and super()._wants_html()
+
+
+class StaticFiles(tornado.web.StaticFileHandler):
+    """Static assets with the same security headers as everything else, and JSON errors."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Request-Id", request_id(self.request.headers.get("X-Request-Id")))
+        apply_security_headers(self)
+
+    def parse_url_path(self, url_path: str) -> str:
+        if "\x00" in url_path or "\\" in url_path:
+            raise tornado.web.HTTPError(400)
+        return super().parse_url_path(url_path)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        code, message = _HTTP_ERROR_CODES.get(status_code, ("error", "请求无法完成"))
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps({"error": {"code": code, "message": message}}))
 
 
 def _peer(request: tornado.httputil.HTTPServerRequest) -> str | None:

@@ -489,7 +489,7 @@ async def add_subscriptions(services: Services, principal: Principal, template_i
         not isinstance(template_ids, list)
         or not template_ids
         or len(template_ids) > 10
-        or any(t not in known for t in template_ids)
+        or any(not isinstance(t, str) or t not in known for t in template_ids)
     ):
         raise InvalidInput(
             "subscription.invalid", "订阅消息模板无效", fields={"template_ids": "请提供已知的模板 ID 列表"}

@@ -621,7 +621,7 @@ async def _deliver(
     services: Services, staff: Staff, doc: Document, item: Mapping[str, Any], body: Mapping[str, Any]
 ) -> dict[str, Any]:
     method = body.get("method")
-    if method not in DELIVERY_METHODS:
+    if not isinstance(method, str) or method not in DELIVERY_METHODS:
         raise InvalidInput(
             "application.delivery_invalid", "请选择送达方式：certificate、pickup 或 post", fields={"method": "无效"}
         )

@@ -590,7 +590,7 @@ async def change_status(
     services: Services, department_code: str, raw_identifier: str, status: Any, reason: Any
 ) -> Document:
     """Revoke (撤销), cancel (注销), expire (失效) or withdraw (吊销) a valid certificate."""
-    if status not in ISSUER_STATUSES:
+    if not isinstance(status, str) or status not in ISSUER_STATUSES:
         raise InvalidInput(
             "certificate.status_invalid",
             "状态只能是 revoked、cancelled、expired 或 withdrawn",

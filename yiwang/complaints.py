@@ -152,7 +152,7 @@ async def file_complaint(
     hall: Any = None,
 ) -> dict[str, Any]:
     problems: dict[str, str] = {}
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         problems["kind"] = "请选择 complaint（投诉）、report（举报）或 suggestion（建议）"
     if not isinstance(subject, str) or not 2 <= len(subject.strip()) <= 60:
         problems["subject"] = "请填写标题（2–60 字）"

@@ -4,7 +4,7 @@
   (pixel limit, decompression bombs and broken files refused, EXIF orientation
   applied), flattened onto white, fitted into the kiosk banner size
   (``MAX_WIDTH`` × ``MAX_HEIGHT``, never enlarged) and re-encoded as JPEG
-  without any metadata — all off the event loop (``services.offload.run``).
+  without any metadata — in a worker process (``services.offload.run_isolated``).
 * Kept in MongoDB (``content_images``, the bytes as BSON binary, well under 1 MB
   after re-encoding), so every server process serves them without a shared disk.
 * Served publicly at ``/kiosk/media/<id>.jpg`` (random id, immutable), which the
@@ -87,7 +87,7 @@ async def attach_to_draft(
     Nothing is written unless the image is acceptable."""
     store = services.store
     before = await content.get(store, content_id)
-    jpeg, width, height, mime = await services.offload.run(process, data)
+    jpeg, width, height, mime = await services.offload.run_isolated(process, data)
     image_id = uuid.uuid4().hex
     await store["content_images"].insert_one(
         {"_id": image_id, "data": Binary(jpeg), "content_type": "image/jpeg", "width": width, "height": height,

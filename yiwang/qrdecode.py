@@ -28,6 +28,7 @@ __all__ = ["MAX_SIDE", "MAX_UPLOAD_BYTES", "Decoded", "decode_bytes", "decode_fr
            "decode_texts", "decode_upload", "open_upload", "repair_misread", "repair_text"]
 
 MAX_UPLOAD_BYTES = 12 * 1024 * 1024
+MAX_PIXELS = 16_000_000  # a phone photo of a QR code; a bomb is refused before decoding
 
 
 def decode_image(image: Image.Image) -> list[Decoded]:
@@ -43,7 +44,7 @@ def open_upload(data: bytes) -> Image.Image:
     """An uploaded photo as an upright image, or a clear 4xx (the uploads module's safe decoder)."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise TooLarge("qr.image_too_large", "图片过大（最大 12 MB）")
-    return open_image(data)
+    return open_image(data, max_pixels=MAX_PIXELS)
 
 
 def decode_bytes(data: bytes) -> list[str]:
@@ -52,7 +53,7 @@ def decode_bytes(data: bytes) -> list[str]:
 
 async def decode_upload(services: Services, data: bytes) -> list[str]:
     """Decode an uploaded photo off the event loop."""
-    return await services.offload.run(decode_bytes, data)
+    return await services.offload.run_isolated(decode_bytes, data)
 
 
 async def decode_frame(services: Services, frame: Image.Image) -> list[str]:

@@ -2,10 +2,15 @@
 
 * The type is sniffed from the content (``filetype``), never trusted from the
   name or the Content-Type.
-* Images are opened by Pillow off the event loop with ``MAX_IMAGE_PIXELS`` set;
-  decompression bombs and broken files are refused; the orientation is
-  applied, EXIF and every other metadata dropped by re-encoding to JPEG; a
-  thumbnail is made.
+* Images are decoded in a worker process (``services.offload.run_isolated``) with a
+  pixel budget that fits the purpose (:data:`MAX_PIXELS`, a document photo: a 12 MP
+  phone camera fits, a 40 MP bomb is refused before decoding); decompression bombs and
+  broken files are refused; the orientation is applied, EXIF and every other metadata
+  dropped by re-encoding to JPEG; a thumbnail is made. Nothing of the original is kept.
+* PDFs are checked as what they claim, in a worker process too: a PDF structure that
+  parses (``pypdf``, strict), not encrypted, 1–:data:`MAX_PDF_PAGES` pages, no
+  JavaScript, launch actions, embedded files or forms. Kept as sent, and only ever
+  served back as a sandboxed download (``web.base.serve_as_download``).
 * Files are sealed (SM4-GCM, like every personal field) and kept under
   ``DATA_DIR/uploads``; the ``uploads`` collection holds the metadata.
 """
@@ -14,12 +19,14 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import uuid
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import filetype
+import pypdf
 from PIL import Image, ImageOps
 
 from yiwang import audit
@@ -30,7 +37,9 @@ if TYPE_CHECKING:
     from yiwang.runtime import Services
 
 MAX_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 40_000_000
+MAX_PIXELS = 16_000_000  # a document photo; callers with another purpose pass their own budget
+DECODER_MAX_PIXELS = 40_000_000  # Pillow's own ceiling, whatever a caller asks for
+MAX_PDF_PAGES = 200
 MAX_SIDE = 4096
 MIN_SIDE = 16
 THUMB_SIDE = 320
@@ -38,7 +47,8 @@ IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/bmp", "
 PDF_TYPE = "application/pdf"
 UPLOAD_PURPOSE = "upload"
 
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+Image.MAX_IMAGE_PIXELS = DECODER_MAX_PIXELS
+_ACTIVE_PDF = re.compile(rb"/(?:JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA|OpenAction|AA)\b")
 
 
 def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -66,8 +76,8 @@ def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     return image
 
 
-def _reencode(data: bytes) -> tuple[bytes, bytes, int, int]:
-    """Blocking: decode, orient, strip metadata, re-encode; (jpeg, thumb, w, h)."""
+def reencode_image(data: bytes) -> tuple[bytes, bytes, int, int]:
+    """Blocking, run isolated: decode, orient, strip metadata, re-encode; (jpeg, thumb, w, h)."""
     image = open_image(data).convert("RGB")
     if min(image.size) < MIN_SIDE:
         raise InvalidInput("upload.too_small", "图片太小，无法看清")
@@ -81,9 +91,34 @@ def _reencode(data: bytes) -> tuple[bytes, bytes, int, int]:
     return out.getvalue(), thumb_out.getvalue(), image.size[0], image.size[1]
 
 
-def _check_pdf(data: bytes) -> None:
+def _has_active_content(root: object) -> bool:
+    """Document-level actions, forms or scripts in a PDF's catalogue (``[]`` resolves indirect objects)."""
+    if not isinstance(root, pypdf.generic.DictionaryObject):
+        return True
+    if any(key in root for key in ("/OpenAction", "/AA", "/AcroForm")):
+        return True
+    names = root["/Names"] if "/Names" in root else None  # noqa: SIM401 (get() would not resolve it)
+    return isinstance(names, pypdf.generic.DictionaryObject) and "/JavaScript" in names
+
+
+def check_pdf(data: bytes) -> None:
+    """Blocking, run isolated: the file is a PDF that parses, and carries nothing that runs."""
     if not data.startswith(b"%PDF-") or b"%%EOF" not in data[-2048:]:
         raise InvalidInput("upload.corrupt", "PDF 文件已损坏")
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=True)
+        if reader.is_encrypted:
+            raise InvalidInput("upload.pdf_encrypted", "不能上传加密的 PDF 文件")
+        pages = len(reader.pages)
+        active = _has_active_content(reader.trailer["/Root"].get_object())
+    except InvalidInput:
+        raise
+    except Exception:
+        raise InvalidInput("upload.corrupt", "PDF 文件已损坏") from None
+    if not 1 <= pages <= MAX_PDF_PAGES:
+        raise InvalidInput("upload.pdf_pages", f"PDF 须为 1–{MAX_PDF_PAGES} 页")
+    if active or _ACTIVE_PDF.search(data):
+        raise InvalidInput("upload.pdf_active_content", "PDF 含有脚本、表单或嵌入文件，请打印后扫描再上传")
 
 
 def _directory(services: Services) -> Path:
@@ -100,25 +135,38 @@ def _read_sealed(services: Services, path: Path) -> bytes:
     return base64.b64decode(services.cipher.open(UPLOAD_PURPOSE, path.read_text()))
 
 
-def _process(services: Services, upload_id: str, data: bytes) -> dict[str, Any]:
-    """Blocking: sniff, check, re-encode, seal to disk; returns the metadata."""
+def sniff(data: bytes) -> str:
+    """The upload's type by its content (an image type or PDF), or a clear 4xx."""
     if not data:
         raise InvalidInput("upload.empty", "文件为空")
     if len(data) > MAX_BYTES:
         raise TooLarge("upload.too_large", "文件不能超过 10 MB")
-    kind = filetype.guess(data)
+    kind = filetype.guess(data[:8192])
     mime = kind.mime if kind else ""
-    directory = _directory(services)
-    if mime in IMAGE_TYPES:
-        jpeg, thumb, width, height = _reencode(data)
-        _write_sealed(services, directory / f"{upload_id}.jpg.sealed", jpeg)
-        _write_sealed(services, directory / f"{upload_id}.thumb.jpg.sealed", thumb)
-        return {"content_type": "image/jpeg", "size": len(jpeg), "width": width, "height": height, "thumbnail": True}
-    if mime == PDF_TYPE:
-        _check_pdf(data)
-        _write_sealed(services, directory / f"{upload_id}.pdf.sealed", data)
-        return {"content_type": PDF_TYPE, "size": len(data), "thumbnail": False}
+    if mime in IMAGE_TYPES or mime == PDF_TYPE:
+        return mime
     raise InvalidInput("upload.unsupported_type", "只能上传图片（JPG、PNG、WEBP）或 PDF 文件")
+
+
+def _write_files(services: Services, files: dict[str, bytes]) -> None:
+    directory = _directory(services)
+    for name, data in files.items():
+        _write_sealed(services, directory / name, data)
+
+
+async def _process(services: Services, upload_id: str, data: bytes) -> dict[str, Any]:
+    """Sniff, check or re-encode (isolated), seal to disk; returns the metadata."""
+    mime = sniff(data)
+    if mime == PDF_TYPE:
+        await services.offload.run_isolated(check_pdf, data)
+        files = {f"{upload_id}.pdf.sealed": data}
+        meta: dict[str, Any] = {"content_type": PDF_TYPE, "size": len(data), "thumbnail": False}
+    else:
+        jpeg, thumb, width, height = await services.offload.run_isolated(reencode_image, data)
+        files = {f"{upload_id}.jpg.sealed": jpeg, f"{upload_id}.thumb.jpg.sealed": thumb}
+        meta = {"content_type": "image/jpeg", "size": len(jpeg), "width": width, "height": height, "thumbnail": True}
+    await services.offload.run(_write_files, services, files)
+    return meta
 
 
 def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +184,7 @@ def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
 async def store_upload(services: Services, owner: str, actor: audit.Actor, data: bytes) -> dict[str, Any]:
     """Check and keep one uploaded file for ``owner`` (a person's blind index)."""
     upload_id = uuid.uuid4().hex
-    meta = await services.offload.run(_process, services, upload_id, data)
+    meta = await _process(services, upload_id, data)
     doc = {"_id": upload_id, "owner": owner, "uploaded_by": actor.id, "created_at": utcnow(), **meta}
     await services.store["uploads"].insert_one(doc)
     await audit.record(
