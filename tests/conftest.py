@@ -19,6 +19,7 @@ from tornado.testing import bind_unused_port
 from tests.support.fake_wechat import FakeWeChat
 from web.app import make_app
 from web.base import SERVER_LIMITS
+from yiwang import audit
 from yiwang.config import Config, load_config
 from yiwang.embedded import EmbeddedMongo
 from yiwang.runtime import Services, open_services
@@ -77,6 +78,7 @@ def config(tmp_path: Any, fake_wechat: FakeWeChat) -> Config:
 async def store(mongo_uri: str) -> AsyncIterator[Store]:
     """A fresh database per test, over the wire, indexes and migrations applied."""
     db_name = "t_" + secrets.token_hex(6)
+    audit.configure(secrets.token_bytes(32))  # the services fixture sets its config's AUDIT_KEY
     store = Store.connect(mongo_uri, db_name)
     await store.prepare()
     yield store

@@ -23,11 +23,13 @@ def test_production_refuses_missing_secrets(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as caught:
         load_config({"DATA_DIR": str(tmp_path), "YIWANG_ENV": "production", "MONGODB_URI": "mongodb://db"})
     assert caught.value.code == "config.missing_secret"
+    assert "AUDIT_KEY" in caught.value.message  # the audit chain's key is never generated in production
     assert not (tmp_path / "secrets.env").exists()
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("PORT", "eighty"), ("PORT", "70000"), ("PII_KEY", "abcd"), ("EMBEDDED_ENGINE", "redis")]
+    ("name", "value"),
+    [("PORT", "eighty"), ("PORT", "70000"), ("PII_KEY", "abcd"), ("AUDIT_KEY", "abcd"), ("EMBEDDED_ENGINE", "redis")],
 )
 def test_bad_settings_are_named(tmp_path: Path, name: str, value: str) -> None:
     with pytest.raises(InvalidInput) as caught:

@@ -20,7 +20,8 @@ async def test_health_and_readiness(client: Client) -> None:
     status, body, _ = await client.get("/healthz")
     assert (status, body) == (200, {"status": "ok"})
     status, body, _ = await client.get("/readyz")
-    assert (status, body) == (200, {"status": "ok", "db": "ok"})
+    assert (status, body["status"], body["db"]) == (200, "ok", "ok")
+    assert body["audit"]["state"] == "intact"  # verified at start-up
 
 
 @pytest.mark.parametrize("path", ["/nope", "/api/mobile/v9/whatever", "/kiosk/../../etc/passwd"])

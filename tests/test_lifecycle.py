@@ -82,7 +82,8 @@ def test_server_process_starts_serves_and_stops_cleanly_on_sigterm(tmp_path: Pat
     )
     try:
         ready = _wait_ready(port, process)
-        assert ready == {"status": "ok", "db": "ok"}
+        assert isinstance(ready, dict) and (ready["status"], ready["db"]) == ("ok", "ok")
+        assert ready["audit"]["state"] == "intact"
         secrets_file = tmp_path / "secrets.env"
         assert secrets_file.stat().st_mode & 0o777 == 0o600
         process.send_signal(signal.SIGTERM)

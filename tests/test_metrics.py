@@ -48,6 +48,7 @@ async def test_a_scrape_shows_requests_database_latency_backlogs_and_devices(cli
     assert samples["yiwang_notifications_backlog"][0][1] == 3
     assert samples["yiwang_notifications_failed"][0][1] == 2
     assert samples["yiwang_devices_connected"][0][1] == 0
+    assert samples["yiwang_audit_chain_ok"][0][1] == 1  # the start-up verification passed
     # Per hall, so an alert can say which hall's kiosks went dark (a stale flag does not count as online).
     assert samples["yiwang_devices_active"] == [({"hall": "gz-th-center"}, 3)]
     assert samples["yiwang_devices_online"] == [({"hall": "gz-th-center"}, 1)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ from yiwang.timeutil import local_today, utcnow
 if TYPE_CHECKING:
     from yiwang.runtime import Services
     from yiwang.store import Document
+
+log = logging.getLogger(__name__)
 
 DEMO_ACCOUNTS = Path(__file__).resolve().parent.parent / "data" / "demo" / "accounts.json"
 MAX_ITEMS = 20
@@ -203,9 +206,7 @@ async def grant_authorisation(
         "revoked_at": None,
         "activity": [],
     }
-    await services.store["authorisations"].insert_one(doc)
-    await audit.record(
-        services.store,
+    pending = audit.intent(
         actor or audit.Actor("resident", resident_index[:16], "本人"),
         "authorisation.grant",
         doc["_id"],
@@ -213,6 +214,9 @@ async def grant_authorisation(
         on_behalf_of=resident_index,
         detail={"agent": found["_id"], "items": clean_items, "until": doc["until"]},
     )
+    doc[audit.PENDING_FIELD] = [pending]  # the grant and its audit entry are one write
+    await services.store["authorisations"].insert_one(doc)
+    await audit.settle(services.store, "authorisations", doc, pending)
     return authorisation_view(doc, found)
 
 
@@ -225,21 +229,21 @@ async def revoke_authorisation(
 ) -> dict[str, Any]:
     if not isinstance(authorisation_id, str):
         raise NotFound("authorisation.not_found", "找不到该授权")
-    updated = await services.store["authorisations"].find_one_and_update(
-        {"_id": authorisation_id, "resident_index": resident_index, "status": "active"},
-        {"$set": {"status": "revoked", "revoked_at": utcnow()}},
-        return_document=ReturnDocument.AFTER,
-    )
-    if updated is None:
-        raise NotFound("authorisation.not_found", "找不到有效的授权")
-    await audit.record(
-        services.store,
+    pending = audit.intent(
         actor or audit.Actor("resident", resident_index[:16], "本人"),
         "authorisation.revoke",
         authorisation_id,
         channel=channel,
         on_behalf_of=resident_index,
     )
+    updated = await services.store["authorisations"].find_one_and_update(
+        {"_id": authorisation_id, "resident_index": resident_index, "status": "active"},
+        {"$set": {"status": "revoked", "revoked_at": utcnow()}, "$push": audit.pending_push(pending)},
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        raise NotFound("authorisation.not_found", "找不到有效的授权")
+    await audit.settle(services.store, "authorisations", updated, pending)
     return authorisation_view(updated, await agent(services, updated["agent"]))
 
 
@@ -290,11 +294,15 @@ async def require_authorisation(services: Services, agent_code: str, authorisati
 
 
 async def record_activity(services: Services, authorisation_id: str, action: str, subject: str) -> None:
-    """Append "what the agent did" to the authorisation, for the resident to see."""
-    await services.store["authorisations"].update_one(
-        {"_id": authorisation_id},
-        {"$push": {"activity": {"at": utcnow(), "action": action, "subject": subject}}},
-    )
+    """Append "what the agent did" to the authorisation, for the resident to see. It follows a
+    change that is already durable (and audited), so a failure here is logged, never the answer."""
+    try:
+        await services.store["authorisations"].update_one(
+            {"_id": authorisation_id},
+            {"$push": {"activity": {"at": utcnow(), "action": action, "subject": subject}}},
+        )
+    except Exception:
+        log.warning("agent activity not recorded", extra={"fields": {"action": action}})
 
 
 async def applicant_for(services: Services, agent_doc: Document, authorisation_id: Any, item: Any) -> Any:

@@ -365,9 +365,7 @@ async def create(
         "evaluation": None,
         "invited_at": None,
     }
-    await services.store["applications"].insert_one(doc)
-    recorded = audit.record(
-        services.store,
+    pending = audit.intent(
         applicant.actor,
         f"application.{status}",
         app_id,
@@ -375,9 +373,11 @@ async def create(
         on_behalf_of=applicant.index if applicant.agent else None,
         detail={"item": item["code"]},
     )
+    doc[audit.PENDING_FIELD] = [pending]  # the application and its audit entry are one write
+    await services.store["applications"].insert_one(doc)
+    recorded = audit.settle(services.store, "applications", doc, pending)
     if submit:  # the audit entry, the notice and the day's counts are independent: one round trip of waiting
-        counted = activity.record_submission(services.store, item["code"], now)
-        await asyncio.gather(recorded, _notify(services, doc), counted)
+        await asyncio.gather(recorded, _notify(services, doc), _count_submission(services, item["code"], now))
     else:
         await recorded
     return doc, False
@@ -449,19 +449,23 @@ async def submit_draft(services: Services, applicant: Applicant, application_id:
         complete=True,
     )
     now = utcnow()
+    pending = audit.intent(applicant.actor, "application.submitted", doc["_id"], channel=applicant.channel)
     updated = await services.store["applications"].find_one_and_update(
         {"_id": doc["_id"], "status": "draft"},
         {
             "$set": {"status": "submitted", "submitted_at": now, "updated_at": now},
-            "$push": {"history": {"status": "submitted", "at": now, "by": _by(applicant.actor), "note": ""}},
+            "$push": {
+                "history": {"status": "submitted", "at": now, "by": _by(applicant.actor), "note": ""},
+                **audit.pending_push(pending),
+            },
         },
         return_document=ReturnDocument.AFTER,
     )
     if updated is None:
         again = await for_applicant(services, applicant.index, application_id)
         return again
-    await audit.record(services.store, applicant.actor, "application.submitted", doc["_id"], channel=applicant.channel)
-    await activity.record_submission(services.store, doc["item"], now)
+    await audit.settle(services.store, "applications", updated, pending)
+    await _count_submission(services, doc["item"], now)
     await _notify(services, updated)
     return updated
 
@@ -485,6 +489,7 @@ async def supplement(
         raise InvalidInput("application.correction_incomplete", "请一次提供全部补正材料", fields=problems)
     kept = [m for m in doc["materials"] if m["material"] not in given]
     now = utcnow()
+    pending = audit.intent(applicant.actor, "application.supplemented", doc["_id"], channel=applicant.channel)
     updated = await services.store["applications"].find_one_and_update(
         {"_id": doc["_id"], "status": "returned"},
         {
@@ -494,15 +499,16 @@ async def supplement(
                 "updated_at": now,
                 "correction.supplied_at": now,
             },
-            "$push": {"history": {"status": "submitted", "at": now, "by": _by(applicant.actor), "note": "已补正"}},
+            "$push": {
+                "history": {"status": "submitted", "at": now, "by": _by(applicant.actor), "note": "已补正"},
+                **audit.pending_push(pending),
+            },
         },
         return_document=ReturnDocument.AFTER,
     )
     if updated is None:
         raise Conflict("application.not_returned", "该申请不需要补正")
-    await audit.record(
-        services.store, applicant.actor, "application.supplemented", doc["_id"], channel=applicant.channel
-    )
+    await audit.settle(services.store, "applications", updated, pending)
     await _notify(services, updated)
     return updated
 
@@ -590,19 +596,23 @@ async def transition(
     elif action == "deliver":
         sets["result"] = await _deliver(services, staff, doc, item, body)
         sets["completed_at"] = now
+    pending = audit.intent(
+        staff.actor, f"application.{target}", doc["_id"], channel="console", detail={"action": action}
+    )
     updated = await services.store["applications"].find_one_and_update(
         {"_id": doc["_id"], "status": doc["status"]},
         {
             "$set": sets,
-            "$push": {"history": {"status": target, "at": now, "by": _by(staff.actor), "note": note.strip()}},
+            "$push": {
+                "history": {"status": target, "at": now, "by": _by(staff.actor), "note": note.strip()},
+                **audit.pending_push(pending),
+            },
         },
         return_document=ReturnDocument.AFTER,
     )
     if updated is None:
         raise Conflict("application.transition_invalid", "申请状态已被他人更新，请刷新后重试")
-    await audit.record(
-        services.store, staff.actor, f"application.{target}", doc["_id"], channel="console", detail={"action": action}
-    )
+    await audit.settle(services.store, "applications", updated, pending)
     await _notify(services, updated)
     return updated
 
@@ -756,6 +766,14 @@ def _correction_view(correction: Mapping[str, Any] | None) -> dict[str, Any] | N
         "requested_at": correction["requested_at"],
         "supplied_at": correction.get("supplied_at"),
     }
+
+
+async def _count_submission(services: Services, item_code: str, at: dt.datetime) -> None:
+    """The day's counts follow a durable submission: a failure is logged, never the answer."""
+    try:
+        await activity.record_submission(services.store, item_code, at)
+    except Exception:
+        log.warning("submission not counted", extra={"fields": {"item": item_code}})
 
 
 async def _notify(services: Services, doc: Document) -> None:

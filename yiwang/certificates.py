@@ -514,6 +514,16 @@ async def issue(
     existing = await requests.find_one({"_id": request_id})
     if existing is None:
         prepared = await prepare_certificate(services, req)
+        # The certificate carries its audit entry; a retry after a crash stores the same one.
+        prepared[audit.PENDING_FIELD] = [
+            audit.intent(
+                actor or audit.Actor("department", department_code, req.department.name),
+                "certificate.issue",
+                prepared["_id"],
+                channel="issuer",
+                detail={"identifier": prepared["identifier"], "type": req.type.code},
+            )
+        ]
         try:
             await requests.insert_one(
                 {"_id": request_id, "digest": digest, "certificate": prepared, "created_at": utcnow()}
@@ -534,14 +544,9 @@ async def issue(
         if stored is None:
             raise Conflict("certificate.duplicate", "证照标识冲突") from None
         return IssueResult(stored, True)
-    await audit.record(
-        services.store,
-        actor or audit.Actor("department", department_code, req.department.name),
-        "certificate.issue",
-        prepared["_id"],
-        channel="issuer",
-        detail={"identifier": prepared["identifier"], "type": req.type.code},
-    )
+    prepared = dict(prepared)
+    for pending in list(prepared.get(audit.PENDING_FIELD) or []):
+        await audit.settle(services.store, "certificates", prepared, pending)
     return IssueResult(prepared, replayed)
 
 
@@ -595,11 +600,21 @@ async def change_status(
         raise InvalidInput("certificate.reason_required", "请说明原因（最多 200 字）", fields={"reason": "必填"})
     doc = await issued_by(services.store, department_code, raw_identifier)
     now = utcnow()
+    pending = audit.intent(
+        audit.Actor("department", department_code, doc["issuer"]["name"]),
+        f"certificate.{status}",
+        doc["_id"],
+        channel="issuer",
+        detail={"identifier": doc["identifier"], "reason": reason.strip()},
+    )
     updated = await services.store["certificates"].find_one_and_update(
         {"_id": doc["_id"], "status": "valid"},
         {
             "$set": {"status": status, "updated_at": now},
-            "$push": {"status_history": {"status": status, "at": now, "reason": reason.strip(), "by": department_code}},
+            "$push": {
+                "status_history": {"status": status, "at": now, "reason": reason.strip(), "by": department_code},
+                **audit.pending_push(pending),
+            },
         },
         return_document=ReturnDocument.AFTER,
     )
@@ -607,14 +622,7 @@ async def change_status(
         raise Conflict(
             "certificate.not_valid", f"该证照当前状态为「{STATUS_LABELS.get(doc['status'], doc['status'])}」，不能变更"
         )
-    await audit.record(
-        services.store,
-        audit.Actor("department", department_code, doc["issuer"]["name"]),
-        f"certificate.{status}",
-        doc["_id"],
-        channel="issuer",
-        detail={"identifier": doc["identifier"], "reason": reason.strip()},
-    )
+    await audit.settle(services.store, "certificates", updated, pending)
     return updated
 
 
@@ -657,15 +665,16 @@ async def reissue(services: Services, department_code: str, raw_identifier: str,
     )
     if claimed is None:
         raise Conflict("certificate.not_valid", "只有有效的证照可以换发新版本")
-    await services.store["certificates"].insert_one(new)
-    await audit.record(
-        services.store,
+    pending = audit.intent(
         audit.Actor("department", department_code, old["issuer"]["name"]),
         "certificate.reissue",
         new["_id"],
         channel="issuer",
         detail={"identifier": new["identifier"], "supersedes": old["identifier"]},
     )
+    new[audit.PENDING_FIELD] = [pending]
+    await services.store["certificates"].insert_one(new)
+    await audit.settle(services.store, "certificates", new, pending)
     return new
 
 

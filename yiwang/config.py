@@ -50,6 +50,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WECHAT_APPID", "wx0000000000000000", "mini-program appid"),
     Setting("WECHAT_SECRET", None, "mini-program app secret", secret=True),
     Setting("WECHAT_API_BASE", "https://api.weixin.qq.com", "WeChat API base URL (tests point it at a fake)"),
+    Setting("AUDIT_KEY", None, "hex 32-byte HMAC-SM3 key of the audit chain, derives the checkpoint SM2 key",
+            secret=True),
+    Setting("AUDIT_CHECKPOINTS", "", "signed audit checkpoints, append-only (DATA_DIR/audit/checkpoints.jsonl)"),
+    Setting("AUDIT_VERIFY_SECONDS", "60", "how often the audit trail is verified and a checkpoint written"),
     Setting(
         "WECHAT_TEMPLATES", "",
         "JSON: subscribe-message templates by name, {name: {id, keywords: {field: keyword}}}; empty: built-in",
@@ -62,7 +66,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRUSTED_PROXIES", "", "CIDRs of reverse proxies whose X-Forwarded-For / X-Real-IP are believed"),
 )
 
-_HEX_LENGTHS = {"PII_KEY": 16, "BLIND_INDEX_KEY": 32}
+_HEX_LENGTHS = {"PII_KEY": 16, "BLIND_INDEX_KEY": 32, "AUDIT_KEY": 32}
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,9 @@ class Config:
     wechat_appid: str = ""
     wechat_secret: str = field(default="", repr=False)
     wechat_api_base: str = ""
+    audit_key: bytes = field(default=b"", repr=False)
+    audit_checkpoints: Path = Path("audit/checkpoints.jsonl")
+    audit_verify_seconds: int = 60
     wechat_templates: Mapping[str, Any] = field(default_factory=dict)
     pii_keys_previous: tuple[bytes, ...] = field(default=(), repr=False)
     wechat_miniprogram_state: str = "formal"
@@ -143,6 +150,7 @@ def _generated_secrets(data_dir: Path) -> dict[str, str]:
         "BLIND_INDEX_KEY": lambda: secrets.token_hex(32),
         "COOKIE_SECRET": lambda: secrets.token_urlsafe(32),
         "WECHAT_SECRET": lambda: secrets.token_hex(16),
+        "AUDIT_KEY": lambda: secrets.token_hex(32),
     }
     missing = {k: make() for k, make in wanted.items() if k not in values}
     if missing:
@@ -248,6 +256,9 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         wechat_appid=raw["WECHAT_APPID"] or "",
         wechat_secret=raw["WECHAT_SECRET"] or "",
         wechat_api_base=(raw["WECHAT_API_BASE"] or "").rstrip("/"),
+        audit_key=bytes.fromhex(raw["AUDIT_KEY"] or ""),
+        audit_checkpoints=Path(raw["AUDIT_CHECKPOINTS"] or data_dir / "audit" / "checkpoints.jsonl").resolve(),
+        audit_verify_seconds=_int("AUDIT_VERIFY_SECONDS", raw["AUDIT_VERIFY_SECONDS"] or "60", 5, 86400),
         wechat_templates=_json_object("WECHAT_TEMPLATES", raw["WECHAT_TEMPLATES"] or ""),
         wechat_miniprogram_state=_choice(
             "WECHAT_MINIPROGRAM_STATE", raw["WECHAT_MINIPROGRAM_STATE"] or "formal", ("formal", "trial", "developer")

@@ -252,3 +252,15 @@ def sm2_verify(public_key_raw: bytes, message: bytes, signature: bytes) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+# SM2 (GB/T 32918) group order; a private scalar lies in [1, n - 2].
+_SM2_ORDER = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123
+
+
+def derive_sm2_signer(secret: bytes, label: bytes) -> SM2Signer:
+    """An SM2 key derived from a secret (HMAC-SM3 with a label, for domain separation):
+    the same secret gives the same key, so it needs no storage of its own."""
+    info = b"yiwang sm2 key derivation\x00" + label
+    scalar = int.from_bytes(hmac_sm3(secret, info + b"\x01") + hmac_sm3(secret, info + b"\x02"), "big")  # 512 bits
+    return SM2Signer(ts_ec.derive_private_key(scalar % (_SM2_ORDER - 2) + 1, ts_ec.SM2()))

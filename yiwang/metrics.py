@@ -44,6 +44,10 @@ THROTTLED = Counter("yiwang_throttled", "Requests refused by a rate limit", ["li
 DEVICES_CONNECTED = Gauge(
     "yiwang_devices_connected", "Device agents with a live channel to this process", multiprocess_mode="livesum"
 )
+AUDIT_CHAIN_OK = Gauge(
+    "yiwang_audit_chain_ok", "1 when the last verification of the audit chain passed, 0 when it found it broken",
+    multiprocess_mode="livemin",
+)
 _COMMANDS = frozenset({"find", "insert", "update", "delete", "aggregate", "findAndModify", "count", "getMore",
                        "distinct", "createIndexes", "ping", "hello", "isMaster"})  # fmt: skip
 

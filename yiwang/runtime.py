@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from yiwang.audit_anchor import AuditWatch, open_watch
 from yiwang.blocking import Offloader
 from yiwang.catalog import Catalog
 from yiwang.config import Config
@@ -32,10 +33,13 @@ class Services:
     offload: Offloader
     catalog: Catalog
     embedded: EmbeddedMongo | None = None
+    audit: AuditWatch | None = None  # verifies the audit trail at start-up and on schedule
     # Per-concept long-lived objects (caches, clients, channels), keyed by concept.
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self, *, close_store: bool = True) -> None:
+        if self.audit is not None:
+            await self.audit.aclose()
         for name, extra in reversed(list(self.extras.items())):
             closer = getattr(extra, "aclose", None)
             if closer is not None:
@@ -60,6 +64,7 @@ def _leave_address(config: Config, uri: str) -> None:
 
 async def open_services(config: Config, *, store: Store | None = None) -> Services:
     embedded = None
+    watch: AuditWatch | None = None
     if store is None:
         uri = config.mongodb_uri
         if not uri:
@@ -83,6 +88,9 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         from yiwang import devices
 
         services.extras["redeemer_authenticators"] = [devices.redeemer_authenticator]
+        services.audit = watch = await open_watch(
+            store, config.audit_key, config.audit_checkpoints, config.audit_verify_seconds, services.offload.run
+        )
         # Entered holiday schedules apply before the first deadline is computed.
         from yiwang.workcalendar import CalendarKeeper
 
@@ -98,6 +106,8 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
 
             await load_demo_data(services)
     except BaseException:
+        if watch is not None:
+            await watch.aclose()
         await store.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
