@@ -1,9 +1,13 @@
-"""The mobile API's base handler: bearer authentication and small parsers."""
+"""The mobile API's base handler: bearer authentication, the declared operations
+(route, body schema) of each handler, and small parsers."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
+from mobile_api.schemas import ID_PARAM_PATTERN, validate_body
 from web.base import APIHandler
 from yiwang import accounts, agents
 from yiwang.applications import Applicant, Staff
@@ -16,11 +20,50 @@ LEVEL_APPLY = 3
 LEVEL_CERTIFICATES = 3
 
 
+_DECLARED: list[type[MobileHandler]] = []
+
+
+def declared_handlers() -> list[type[MobileHandler]]:
+    """Every handler that declares a ``path``, in the order they were defined."""
+    return list(_DECLARED)
+
+
+def route_pattern(handler: type[MobileHandler]) -> str:
+    """The handler's Tornado route from its path template: ``{name}`` is an id, or one of
+    the values the name's path parameter enumerates."""
+    enums = {
+        param["name"]: param["schema"]["enum"]
+        for operation in handler.api.values()
+        for param in operation.get("parameters", [])
+        if param["in"] == "path" and "enum" in param["schema"]
+    }
+    identifier = ID_PARAM_PATTERN.strip("^$")
+
+    def group(match: re.Match[str]) -> str:
+        values = enums.get(match.group(1))
+        return "(" + ("|".join(map(re.escape, values)) if values else identifier) + ")"
+
+    parts = re.split(r"(\{\w+\})", handler.path)
+    return PREFIX + "".join(
+        re.sub(r"\{(\w+)\}", group, part) if part.startswith("{") else re.escape(part) for part in parts
+    )
+
+
 class MobileHandler(APIHandler):
-    """JSON in and out; ``self.principal`` is set when the route needs a login."""
+    """JSON in and out; ``self.principal`` is set when the route needs a login.
+
+    A subclass that serves a route declares ``path`` (OpenAPI template under PREFIX) and
+    ``api`` (``operations(get=op(...))``); a JSON body is checked against its declared schema."""
 
     auth_required = True
     principal: accounts.Principal
+    path: ClassVar[str]
+    api: ClassVar[Mapping[str, dict[str, Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "path" in cls.__dict__:
+            _DECLARED.append(cls)
 
     async def prepare(self) -> None:
         super().prepare()
@@ -48,6 +91,13 @@ class MobileHandler(APIHandler):
         return await agents.agent(self.services, self.principal.agent)
 
     # ---- input ----------------------------------------------------------------
+
+    def json_body(self) -> dict[str, Any]:
+        body = super().json_body()
+        operation = self.api.get((self.request.method or "").lower())
+        if operation is not None:
+            validate_body(operation, body)
+        return body
 
     def query_int(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.get_query_argument(name, None)

@@ -1,9 +1,30 @@
-"""Mobile API handlers: parse → authorise → one domain call → render."""
+"""Mobile API handlers: parse → authorise → one domain call → render.
+
+Each handler declares its own route (``path``, an OpenAPI path template under
+``/api/mobile/v1``) and what each method does (``api``): the route table, the
+body validation and the OpenAPI document are all made from these declarations."""
 
 from __future__ import annotations
 
 from mobile_api import views
 from mobile_api.base import LEVEL_APPLY, LEVEL_CERTIFICATES, MobileHandler, PublicHandler
+from mobile_api.schemas import (
+    ANSWERS,
+    APP_ID,
+    APPLICATION_BODY,
+    CERT_ID,
+    DATETIME,
+    EVALUATION_BODY,
+    PAGE,
+    STATUS_ENUM,
+    arr,
+    list_of,
+    obj,
+    op,
+    operations,
+    path_param,
+    ref,
+)
 from web.base import serve_as_download
 from yiwang import (
     accounts,
@@ -24,6 +45,31 @@ from yiwang.ofd import files as ofd_files
 
 
 class SessionHandler(MobileHandler):
+    path = "/session"
+    api = operations(
+        post=op(
+            "用 wx.login 的 code 登录，换取本平台的访问令牌",
+            obj(
+                {
+                    "token": {"type": "string"},
+                    "token_type": {"type": "string", "const": "Bearer"},
+                    "expires_at": DATETIME,
+                    "account": ref("Account"),
+                },
+                ["token", "token_type", "expires_at", "account"],
+            ),
+            status="201",
+            body=obj({"code": {"type": "string"}, "device_id": {"type": "string", "maxLength": 64}}, ["code"]),
+            auth=False,
+            errors=("400", "429", "503"),
+            tags=("登录与实名",),
+            description="微信 40029 → 400 wechat.invalid_code；45011 → 429 wechat.rate_limited；"
+            "微信繁忙或不可达 → 503 wechat.busy（retry_after 秒后重试）。每台设备一个令牌，重新登录替换旧令牌。",
+            invalid="session.code_required",
+        ),
+        delete=op("退出登录（吊销本设备令牌）", obj({"ok": {"type": "boolean"}}), tags=("登录与实名",)),
+    )
+
     async def prepare(self) -> None:
         self.auth_required = self.request.method != "POST"
         await super().prepare()
@@ -38,6 +84,11 @@ class SessionHandler(MobileHandler):
 
 
 class MeHandler(MobileHandler):
+    path = "/me"
+    api = operations(
+        get=op("当前账号", ref("Account"), tags=("登录与实名",)),
+    )
+
     async def get(self) -> None:
         if self.principal.kind == "staff":
             self.write_json(
@@ -57,6 +108,25 @@ class MeHandler(MobileHandler):
 
 
 class IdentityHandler(MobileHandler):
+    path = "/me/identity"
+    api = operations(
+        post=op(
+            "实名绑定：姓名 + 身份证号码经核验后绑定（一人一号一个微信账号）",
+            ref("Account"),
+            body=obj(
+                {
+                    "name": {"type": "string"},
+                    "id_number": {"type": "string"},
+                    "rebind": {"type": "boolean", "description": "该号码已绑定其他微信账号时，确认改绑"},
+                },
+                ["name", "id_number"],
+            ),
+            errors=("400", "404", "409", "429"),
+            tags=("登录与实名",),
+            invalid="identity.bind_invalid",
+        ),
+    )
+
     async def post(self) -> None:
         body = self.json_body()
         view = await accounts.bind_real_name(
@@ -67,17 +137,50 @@ class IdentityHandler(MobileHandler):
 
 
 class PhoneHandler(MobileHandler):
+    path = "/me/phone"
+    api = operations(
+        post=op(
+            "绑定手机号（getPhoneNumber 的 code）",
+            ref("Account"),
+            body=obj({"code": {"type": "string"}}, ["code"]),
+            errors=("400", "404", "429", "503"),
+            tags=("登录与实名",),
+        ),
+    )
+
     async def post(self) -> None:
         self.write_json(await accounts.bind_phone(self.services, self.principal, self.json_body().get("code")))
 
 
 class SubscriptionsHandler(MobileHandler):
+    path = "/me/subscriptions"
+    api = operations(
+        post=op(
+            "记录用户在 wx.requestSubscribeMessage 中同意的模板（每次同意可发一条）",
+            obj({"subscriptions": {"type": "object", "additionalProperties": {"type": "integer"}}}),
+            body=obj({"template_ids": arr({"type": "string"})}, ["template_ids"]),
+            tags=("通知",),
+        ),
+    )
+
     async def post(self) -> None:
         subs = await accounts.add_subscriptions(self.services, self.principal, self.json_body().get("template_ids"))
         self.write_json({"subscriptions": subs})
 
 
 class AgentActivationHandler(MobileHandler):
+    path = "/me/agent-activation"
+    api = operations(
+        post=op(
+            "代办员用督导机构发放的一次性激活码激活代办员身份",
+            obj({"code": {"type": "string"}, "village": {"type": "string"}}, ["code"]),
+            body=obj(
+                {"agent": {"type": "string"}, "activation_code": {"type": "string"}}, ["agent", "activation_code"]
+            ),
+            tags=("代办",),
+        ),
+    )
+
     async def post(self) -> None:
         self.resident_index(1)  # a real-name resident account: staff tokens cannot become agents
         body = self.json_body()
@@ -95,6 +198,26 @@ class AgentActivationHandler(MobileHandler):
 
 
 class ItemsHandler(PublicHandler):
+    path = "/items"
+    api = operations(
+        get=op(
+            "事项列表：无 q 时按近 30 天热度排序；有 q 时中文、拼音首字母、错别字容错搜索",
+            list_of("items", ref("ItemSummary")),
+            auth=False,
+            errors=("400",),
+            params=[
+                {"name": "q", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 50}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                },
+            ],
+            tags=("事项",),
+        ),
+    )
+
     async def get(self) -> None:
         query = self.get_query_argument("q", "").strip()
         limit = self.query_int("limit", 20, 1, 100)
@@ -106,6 +229,17 @@ class ItemsHandler(PublicHandler):
 
 
 class ItemHandler(PublicHandler):
+    path = "/items/{code}"
+    api = operations(
+        get=op(
+            "事项详情：受理条件、材料、法定/承诺时限、收费、其他办理渠道",
+            ref("ItemDetail"),
+            auth=False,
+            params=[path_param("code", "事项编码")],
+            tags=("事项",),
+        ),
+    )
+
     async def get(self, code: str) -> None:
         item = await self.services.catalog.item(code)
         snap = await self.services.catalog.snapshot()
@@ -113,6 +247,11 @@ class ItemHandler(PublicHandler):
 
 
 class ScenariosHandler(PublicHandler):
+    path = "/scenarios"
+    api = operations(
+        get=op("场景（一件事）列表", list_of("scenarios", ref("Scenario")), auth=False, errors=(), tags=("事项",)),
+    )
+
     async def get(self) -> None:
         self.write_json(
             {"scenarios": [views.scenario_summary(s) for s in await self.services.catalog.scenarios_list()]}
@@ -120,12 +259,34 @@ class ScenariosHandler(PublicHandler):
 
 
 class ScenarioHandler(PublicHandler):
+    path = "/scenarios/{code}"
+    api = operations(
+        get=op(
+            "场景详情与问题", ref("Scenario"), auth=False, params=[path_param("code", "场景编码")], tags=("事项",)
+        ),
+    )
+
     async def get(self, code: str) -> None:
         self.write_json(views.scenario_detail(await self.services.catalog.scenario(code)))
 
 
 class PlanHandler(PublicHandler):
     """Anyone may ask; a signed-in, real-name resident also sees what is 免提交."""
+
+    path = "/scenarios/{code}/plan"
+    api = operations(
+        post=op(
+            "回答问题 → 一次性告知清单；已登录且实名的市民，证照库中已有的材料标为免提交",
+            ref("Plan"),
+            body=ANSWERS,
+            auth=False,
+            params=[path_param("code", "场景编码")],
+            errors=("400", "401", "404"),
+            tags=("事项",),
+            invalid="scenario.answers_invalid",
+        ),
+    )
+
 
     async def post(self, code: str) -> None:
         held: list[str] = []
@@ -141,12 +302,22 @@ class PlanHandler(PublicHandler):
 
 
 class CertificatesHandler(MobileHandler):
+    path = "/certificates"
+    api = operations(
+        get=op("我的电子证照", list_of("certificates", ref("Certificate")), level=3, errors=(), tags=("证照",)),
+    )
+
     async def get(self) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         self.write_json({"certificates": await certs.list_for_holder(self.services.store, index)})
 
 
 class CertificateHandler(MobileHandler):
+    path = "/certificates/{certificate_id}"
+    api = operations(
+        get=op("证照详情（本人查看，留痕）", ref("Certificate"), params=CERT_ID, level=3, tags=("证照",)),
+    )
+
     async def get(self, certificate_id: str) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         self.write_json(views.certificate_detail(await certs.open_for_holder(self.services, index, certificate_id)))
@@ -154,6 +325,25 @@ class CertificateHandler(MobileHandler):
 
 class CertificateFileHandler(MobileHandler):
     """The holder's own certificate as an OFD e-certificate file (sealed, GB/T 36905)."""
+
+    path = "/certificates/{certificate_id}/file"
+    api = operations(
+        get=op(
+            "下载本人证照的 OFD 电子证照文件（GB/T 36905：矢量证面、元数据、SM2 电子签章）；下载留痕",
+            None,
+            params=CERT_ID,
+            level=3,
+            errors=("404",),
+            tags=("证照",),
+            raw_ok={
+                "description": "OFD 文件",
+                "content": {
+                    "application/ofd": {"schema": {"type": "string", "contentMediaType": "application/ofd"}}
+                },
+            },
+        ),
+    )
+
 
     async def get(self, certificate_id: str) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
@@ -165,6 +355,21 @@ class CertificateFileHandler(MobileHandler):
 
 
 class DisplayCodeHandler(MobileHandler):
+    path = "/certificates/{certificate_id}/display-codes"
+    api = operations(
+        post=op(
+            "生成亮证码（说明用途，短时有效）",
+            obj({"handle": {"type": "string"}, "code": {"type": "string"}, "expires_at": DATETIME}),
+            status="201",
+            body=obj({"purpose": {"type": "string", "minLength": 2, "maxLength": 40}}, ["purpose"]),
+            params=CERT_ID,
+            level=3,
+            errors=("400", "404", "410"),
+            tags=("证照",),
+            invalid="certificate.purpose_required",
+        ),
+    )
+
     async def post(self, certificate_id: str) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         purpose = self.json_body().get("purpose")
@@ -172,18 +377,61 @@ class DisplayCodeHandler(MobileHandler):
 
 
 class DisplayCodeRenewHandler(MobileHandler):
+    path = "/display-codes/{handle}/renew"
+    api = operations(
+        post=op(
+            "刷新亮证码",
+            obj({"handle": {"type": "string"}, "code": {"type": "string"}, "expires_at": DATETIME}),
+            status="201",
+            params=[path_param("handle", "亮证码句柄")],
+            level=3,
+            errors=("404", "410"),
+            tags=("证照",),
+        ),
+    )
+
     async def post(self, handle: str) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         self.write_json(await display_codes.renew_display_code(self.services, index, handle), 201)
 
 
 class AccessHistoryHandler(MobileHandler):
+    path = "/certificates/{certificate_id}/access-history"
+    api = operations(
+        get=op(
+            "证照使用记录（谁、何时、为何用了我的证照）",
+            list_of("entries", {"type": "object"}),
+            params=CERT_ID,
+            level=3,
+            tags=("证照",),
+        ),
+    )
+
     async def get(self, certificate_id: str) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         self.write_json({"entries": await certs.access_history(self.services.store, index, certificate_id)})
 
 
 class ConsentDescribeHandler(MobileHandler):
+    path = "/consent/describe"
+    api = operations(
+        post=op(
+            "扫描自助终端的取证码：谁在要、用途、可选证照",
+            obj(
+                {
+                    "requester": {"type": "object"},
+                    "purpose": {"type": "string"},
+                    "certificates": arr(ref("Certificate")),
+                }
+            ),
+            body=obj({"code": {"type": "string"}}, ["code"]),
+            level=3,
+            errors=("400", "404", "409", "410"),
+            tags=("证照",),
+            invalid="consent.code_invalid",
+        ),
+    )
+
     async def post(self) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         code = self.json_body().get("code")
@@ -191,6 +439,22 @@ class ConsentDescribeHandler(MobileHandler):
 
 
 class ConsentReleaseHandler(MobileHandler):
+    path = "/consent/release"
+    api = operations(
+        post=op(
+            "授权终端使用所选证照",
+            obj({"released": {"type": "integer"}, "requester": {"type": "string"}, "purpose": {"type": "string"}}),
+            body=obj(
+                {"code": {"type": "string"}, "certificate_ids": arr({"type": "string"})},
+                ["code", "certificate_ids"],
+            ),
+            level=3,
+            errors=("400", "404", "409", "410"),
+            tags=("证照",),
+            invalid="consent.code_invalid",
+        ),
+    )
+
     async def post(self) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         body = self.json_body()
@@ -201,6 +465,26 @@ class ConsentReleaseHandler(MobileHandler):
 class CopyPickupHandler(MobileHandler):
     """存到手机: the holder scanned a kiosk's ``YWP1:`` code; the annotated copy goes to their wallet."""
 
+    path = "/copies/pickup"
+    api = operations(
+        post=op(
+            "存到手机：扫描自助终端上的二维码（YWP1:…），把终端制作的加注件保存到本人账号",
+            obj({"copy": ref("Copy"), "certificate": ref("Certificate")}, ["copy", "certificate"]),
+            status="201",
+            body=obj({"code": {"type": "string", "description": "终端二维码内容 YWP1:…"}}, ["code"]),
+            level=3,
+            errors=("400", "404", "409", "410"),
+            tags=("证照",),
+            description="二维码 120 秒内有效、只能使用一次。只有证照持有人本人（账号实名绑定的号码即证照持证人）"
+            "才能保存：其他账号扫码 → 403 copy_pickup.not_holder，二维码不作废。格式不对 → 400 "
+            "copy_pickup.code_invalid；不存在 → 404 copy_pickup.unknown；已使用 → 409 copy_pickup.used；"
+            "已过期 → 410 copy_pickup.expired；终端上的服务已结束 → 410 copy_pickup.session_ended；"
+            "证照已不是有效状态 → 410 certificate.revoked。",
+            invalid="copy_pickup.code_invalid",
+        ),
+    )
+
+
     async def post(self) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         code = self.json_body().get("code")
@@ -208,12 +492,52 @@ class CopyPickupHandler(MobileHandler):
 
 
 class CopiesHandler(MobileHandler):
+    path = "/copies"
+    api = operations(
+        get=op(
+            "我存到手机的加注件（新的在前；expired 为已过有效期）",
+            list_of("copies", ref("Copy")),
+            level=3,
+            errors=(),
+            tags=("证照",),
+        ),
+    )
+
     async def get(self) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         self.write_json({"copies": await copy_pickup.copies_of(self.services, index)})
 
 
 class CopyImageHandler(MobileHandler):
+    path = "/copies/{copy_id}/image"
+    api = operations(
+        get=op(
+            "下载存到手机的加注件：png 为证面（带水印与核验码），pdf 为 A4 打印件（含加注信息），"
+            "ofd 为带电子签章的 OFD 电子证照文件；查看留痕",
+            None,
+            params=[
+                path_param("copy_id", "加注件 id"),
+                {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["png", "pdf", "ofd"], "default": "png"},
+                },
+            ],
+            level=3,
+            errors=("400", "404", "410"),
+            tags=("证照",),
+            raw_ok={
+                "description": "加注件文件",
+                "content": {
+                    "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}},
+                    "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}},
+                    "application/ofd": {"schema": {"type": "string", "contentMediaType": "application/ofd"}},
+                },
+            },
+        ),
+    )
+
     async def get(self, copy_id: str) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         fmt = self.get_query_argument("format", "png")
@@ -228,6 +552,19 @@ class CopyImageHandler(MobileHandler):
 
 
 class UploadsHandler(MobileHandler):
+    path = "/uploads"
+    api = operations(
+        post=op(
+            "上传材料（图片或 PDF，按内容识别类型；图片去除 EXIF 并重新编码，生成缩略图）",
+            ref("Upload"),
+            status="201",
+            multipart=True,
+            level=3,
+            errors=("400", "413"),
+            tags=("申请",),
+        ),
+    )
+
     max_body_bytes = uploads.MAX_BYTES + 64 * 1024  # the file and its multipart envelope
     async def post(self) -> None:
         applicant = await self.applicant()
@@ -237,6 +574,32 @@ class UploadsHandler(MobileHandler):
 
 
 class UploadHandler(MobileHandler):
+    path = "/uploads/{upload_id}"
+    api = operations(
+        get=op(
+            "读取自己上传的材料（thumbnail=1 取缩略图）",
+            None,
+            params=[
+                path_param("upload_id", "文件 id"),
+                {
+                    "name": "thumbnail",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["0", "1"]},
+                },
+            ],
+            level=3,
+            tags=("申请",),
+            raw_ok={
+                "description": "文件内容",
+                "content": {
+                    "image/jpeg": {"schema": {"type": "string", "contentMediaType": "image/jpeg"}},
+                    "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}},
+                },
+            },
+        ),
+    )
+
     async def get(self, upload_id: str) -> None:
         applicant = await self.applicant()
         thumbnail = self.get_query_argument("thumbnail", "0") in ("1", "true")
@@ -249,6 +612,22 @@ class UploadHandler(MobileHandler):
 
 
 class ApplicationsHandler(MobileHandler):
+    path = "/applications"
+    api = operations(
+        get=op("我的申请", list_of("applications", ref("Application")), level=3, errors=(), tags=("申请",)),
+        post=op(
+            "新建申请：submit=true（默认）直接提交（须带 Idempotency-Key），false 保存草稿",
+            ref("Application"),
+            status="201",
+            body=APPLICATION_BODY,
+            level=3,
+            idempotent=True,
+            errors=("400", "404", "409"),
+            tags=("申请",),
+            description="重试同一提交（相同 Idempotency-Key 与内容）返回 200 和同一个申请。",
+        ),
+    )
+
     async def get(self) -> None:
         index = self.resident_index(LEVEL_APPLY)
         found = await applications.list_for_applicant(self.services, index)
@@ -270,6 +649,26 @@ class ApplicationsHandler(MobileHandler):
 
 
 class ApplicationHandler(MobileHandler):
+    path = "/applications/{application_id}"
+    api = operations(
+        get=op(
+            "申请详情：状态、时限与剩余工作日、补正要求、办理记录",
+            ref("Application"),
+            params=APP_ID,
+            level=3,
+            tags=("申请",),
+        ),
+        put=op(
+            "修改草稿",
+            ref("Application"),
+            body=obj({"form": {"type": "object"}, "materials": arr(ref("MaterialRef"))}),
+            params=APP_ID,
+            level=3,
+            errors=("400", "404", "409"),
+            tags=("申请",),
+        ),
+    )
+
     async def get(self, application_id: str) -> None:
         index = self.resident_index(LEVEL_APPLY)
         doc = await applications.open_for_applicant(self.services, index, self.principal.actor, application_id)
@@ -285,6 +684,19 @@ class ApplicationHandler(MobileHandler):
 
 
 class SubmitHandler(MobileHandler):
+    path = "/applications/{application_id}/submit"
+    api = operations(
+        post=op(
+            "提交草稿",
+            ref("Application"),
+            params=APP_ID,
+            level=3,
+            idempotent=True,
+            errors=("400", "404", "409"),
+            tags=("申请",),
+        ),
+    )
+
     async def post(self, application_id: str) -> None:
         applicant = await self.applicant()
         doc = await applications.submit_draft(self.services, applicant, application_id, self.idempotency_key)
@@ -292,6 +704,19 @@ class SubmitHandler(MobileHandler):
 
 
 class SupplementHandler(MobileHandler):
+    path = "/applications/{application_id}/supplement"
+    api = operations(
+        post=op(
+            "补正：一次性提供补正通知中的全部材料",
+            ref("Application"),
+            body=obj({"materials": arr(ref("MaterialRef"))}, ["materials"]),
+            params=APP_ID,
+            level=3,
+            errors=("400", "404", "409"),
+            tags=("申请",),
+        ),
+    )
+
     async def post(self, application_id: str) -> None:
         body = self.json_body()
         applicant = await self.applicant()
@@ -300,6 +725,22 @@ class SupplementHandler(MobileHandler):
 
 
 class EvaluationHandler(MobileHandler):
+    path = "/applications/{application_id}/evaluation"
+    api = operations(
+        get=op("查看我的评价及整改结果", ref("Evaluation"), params=APP_ID, level=3, tags=("好差评",)),
+        post=op(
+            "好差评：办结后评价一次；差评（1–2 级）生成 15 个工作日内的整改记录",
+            ref("Evaluation"),
+            status="201",
+            body=EVALUATION_BODY,
+            params=APP_ID,
+            level=3,
+            errors=("400", "404", "409"),
+            tags=("好差评",),
+            invalid="evaluation.invalid",
+        ),
+    )
+
     async def get(self, application_id: str) -> None:
         index = self.resident_index(LEVEL_APPLY)
         self.write_json(await evaluations.evaluation_for(self.services, index, application_id))
@@ -321,11 +762,42 @@ class EvaluationHandler(MobileHandler):
 
 
 class EvaluationOptionsHandler(PublicHandler):
+    path = "/evaluation-options"
+    api = operations(
+        get=op("评价等级、指标与原因", {"type": "object"}, auth=False, errors=(), tags=("好差评",)),
+    )
+
     def get(self) -> None:
         self.write_json(views.evaluation_options())
 
 
 class ComplaintsHandler(MobileHandler):
+    path = "/complaints"
+    api = operations(
+        get=op("我的投诉举报", list_of("complaints", ref("Complaint")), level=3, errors=(), tags=("投诉举报",)),
+        post=op(
+            "投诉举报：返回受理编号与答复期限",
+            ref("Complaint"),
+            status="201",
+            body=obj(
+                {
+                    "kind": {"type": "string", "enum": ["complaint", "report", "suggestion"]},
+                    "subject": {"type": "string"},
+                    "content": {"type": "string"},
+                    "application": {"type": "string", "description": "所投诉的本人申请 id（部门由申请确定）"},
+                    "department": {"type": "string", "description": "所投诉的部门编码（事项目录中的部门）"},
+                    "hall": {"type": "string", "description": "所投诉的政务服务大厅编码"},
+                },
+                ["kind", "subject", "content"],
+            ),
+            level=3,
+            errors=("400",),
+            tags=("投诉举报",),
+            description="投诉所涉地点由所选申请或部门、大厅确定（须为事项目录中存在的），用于按地统计与分派答复。",
+            invalid="complaint.invalid",
+        ),
+    )
+
     async def get(self) -> None:
         index = self.resident_index(LEVEL_APPLY)
         self.write_json({"complaints": await complaints.complaints_of(self.services, index)})
@@ -348,18 +820,46 @@ class ComplaintsHandler(MobileHandler):
 
 
 class ComplaintHandler(MobileHandler):
+    path = "/complaints/{complaint_id}"
+    api = operations(
+        get=op(
+            "投诉举报详情", ref("Complaint"), params=[path_param("complaint_id")], level=3, tags=("投诉举报",)
+        ),
+    )
+
     async def get(self, complaint_id: str) -> None:
         index = self.resident_index(LEVEL_APPLY)
         self.write_json(await complaints.complaint_of(self.services, index, complaint_id))
 
 
 class PersonalPageHandler(MobileHandler):
+    path = "/me/page"
+    api = operations(
+        get=op(
+            "市民个人网页：我的申请、证照、提醒",
+            {"allOf": [PAGE, obj({"account": ref("Account"), "companies": arr({"type": "object"})})]},
+            level=3,
+            tags=("个人与企业网页",),
+        ),
+    )
+
     async def get(self) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         self.write_json(await views.personal_page(self.services, self.principal, index))
 
 
 class CompanyPageHandler(MobileHandler):
+    path = "/me/companies/{company_id}/page"
+    api = operations(
+        get=op(
+            "企业专属网页（仅法定代表人）",
+            {"allOf": [PAGE, obj({"company": {"type": "object"}}, ["company"])]},
+            params=[path_param("company_id", "企业 id")],
+            level=3,
+            tags=("个人与企业网页",),
+        ),
+    )
+
     async def get(self, company_id: str) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
         self.write_json(await views.company_page(self.services, index, company_id))
@@ -369,6 +869,34 @@ class CompanyPageHandler(MobileHandler):
 
 
 class AuthorisationsHandler(MobileHandler):
+    path = "/authorisations"
+    api = operations(
+        get=op(
+            "我给代办员的授权及其代办记录",
+            list_of("authorisations", ref("Authorisation")),
+            level=3,
+            errors=(),
+            tags=("代办",),
+        ),
+        post=op(
+            "授权代办员代办指定事项至某日",
+            ref("Authorisation"),
+            status="201",
+            body=obj(
+                {
+                    "agent": {"type": "string"},
+                    "items": arr({"type": "string"}),
+                    "until": {"type": "string", "format": "date"},
+                },
+                ["agent", "items", "until"],
+            ),
+            level=3,
+            errors=("400", "404"),
+            tags=("代办",),
+            invalid="authorisation.invalid",
+        ),
+    )
+
     async def get(self) -> None:
         index = self.resident_index(LEVEL_APPLY)
         self.write_json({"authorisations": await agents.authorisations_for_resident(self.services, index)})
@@ -390,6 +918,13 @@ class AuthorisationsHandler(MobileHandler):
 
 
 class AuthorisationRevokeHandler(MobileHandler):
+    path = "/authorisations/{authorisation_id}/revoke"
+    api = operations(
+        post=op(
+            "撤销授权", ref("Authorisation"), params=[path_param("authorisation_id")], level=3, tags=("代办",)
+        ),
+    )
+
     async def post(self, authorisation_id: str) -> None:
         index = self.resident_index(LEVEL_APPLY)
         view = await agents.revoke_authorisation(self.services, index, authorisation_id, self.principal.actor)
@@ -400,12 +935,47 @@ class AuthorisationRevokeHandler(MobileHandler):
 
 
 class AgentQueueHandler(MobileHandler):
+    path = "/agent/queue"
+    api = operations(
+        get=op(
+            "代办员工作台：我代办的申请、状态、待居民处理事项，有效授权",
+            obj(
+                {
+                    "agent": {"type": "object"},
+                    "applications": arr(ref("Application")),
+                    "authorisations": arr(ref("Authorisation")),
+                },
+                ["applications", "authorisations"],
+            ),
+            tags=("代办",),
+        ),
+    )
+
     async def get(self) -> None:
         agent = await self.agent_doc()
         self.write_json(await views.agent_queue(self.services, agent))
 
 
 class AgentKioskSignInHandler(MobileHandler):
+    path = "/agent/kiosk-sign-in"
+    api = operations(
+        post=op(
+            "代办员在自助终端登录：扫描终端上的登录码，手机显示 6 位确认码，在终端上输入",
+            obj(
+                {
+                    "kiosk": {"type": "string", "description": "终端名称"},
+                    "confirmation_code": {"type": "string", "description": "在终端上输入的 6 位确认码"},
+                    "expires_at": DATETIME,
+                },
+                ["kiosk", "confirmation_code", "expires_at"],
+            ),
+            body=obj({"code": {"type": "string", "description": "终端二维码内容 YWK1:…"}}, ["code"]),
+            errors=("400", "403", "404", "409", "410"),
+            tags=("代办",),
+            invalid="agent_sign_in.code_invalid",
+        ),
+    )
+
     async def post(self) -> None:
         code = self.json_body().get("code")
         agent = await self.agent_doc()
@@ -413,6 +983,19 @@ class AgentKioskSignInHandler(MobileHandler):
 
 
 class AgentUploadsHandler(MobileHandler):
+    path = "/agent/uploads"
+    api = operations(
+        post=op(
+            "代办员为授权居民上传材料",
+            ref("Upload"),
+            status="201",
+            multipart=True,
+            params=[{"name": "authorisation", "in": "query", "required": True, "schema": {"type": "string"}}],
+            errors=("400", "413"),
+            tags=("代办",),
+        ),
+    )
+
     max_body_bytes = uploads.MAX_BYTES + 64 * 1024
     async def post(self) -> None:
         agent = await self.agent_doc()
@@ -427,6 +1010,19 @@ class AgentUploadsHandler(MobileHandler):
 
 
 class AgentApplicationsHandler(MobileHandler):
+    path = "/agent/applications"
+    api = operations(
+        post=op(
+            "代办员在授权范围内为居民提交申请",
+            ref("Application"),
+            status="201",
+            body={"allOf": [APPLICATION_BODY, obj({"authorisation": {"type": "string"}}, ["authorisation"])]},
+            idempotent=True,
+            errors=("400", "404", "409"),
+            tags=("代办",),
+        ),
+    )
+
     async def post(self) -> None:
         body = self.json_body()
         agent = await self.agent_doc()
@@ -448,6 +1044,11 @@ class AgentApplicationsHandler(MobileHandler):
 
 
 class AgentApplicationHandler(MobileHandler):
+    path = "/agent/applications/{application_id}"
+    api = operations(
+        get=op("代办员查看自己代办的申请（授权有效期内）", ref("Application"), params=APP_ID, tags=("代办",)),
+    )
+
     async def get(self, application_id: str) -> None:
         agent = await self.agent_doc()
         self.write_json(await views.agent_application(self.services, agent, application_id))
@@ -457,6 +1058,30 @@ class AgentApplicationHandler(MobileHandler):
 
 
 class StaffSessionHandler(PublicHandler):
+    path = "/staff/session"
+    api = operations(
+        post=op(
+            "部门工作人员登录（department_staff 角色的管理后台账号，与后台登录同样限流；生产环境关闭）",
+            obj(
+                {"token": {"type": "string"}, "token_type": {"type": "string"}, "department": {"type": "string"}},
+                ["token", "department"],
+            ),
+            status="201",
+            body=obj(
+                {
+                    "username": {"type": "string"},
+                    "password": {"type": "string"},
+                    "code": {"type": "string", "description": "已启用动态验证码的账号：6 位动态验证码"},
+                },
+                ["username", "password"],
+            ),
+            auth=False,
+            errors=("400", "401", "403", "429"),
+            tags=("部门",),
+            invalid="staff.credentials_required",
+        ),
+    )
+
     async def post(self) -> None:
         body = self.json_body()
         login = await accounts.staff_login(
@@ -466,6 +1091,24 @@ class StaffSessionHandler(PublicHandler):
 
 
 class StaffApplicationsHandler(MobileHandler):
+    path = "/staff/applications"
+    api = operations(
+        get=op(
+            "本部门的申请",
+            list_of("applications", ref("Application")),
+            params=[
+                {
+                    "name": "status",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": STATUS_ENUM[1:]},
+                }
+            ],
+            errors=("400",),
+            tags=("部门",),
+        ),
+    )
+
     async def get(self) -> None:
         staff = self.staff()
         found = await applications.staff_list(self.services, staff, self.get_query_argument("status", None))
@@ -473,12 +1116,50 @@ class StaffApplicationsHandler(MobileHandler):
 
 
 class StaffApplicationHandler(MobileHandler):
+    path = "/staff/applications/{application_id}"
+    api = operations(
+        get=op("申请详情（部门）", ref("Application"), params=APP_ID, tags=("部门",)),
+    )
+
     async def get(self, application_id: str) -> None:
         doc = await applications.staff_get(self.services, self.staff(), application_id)
         self.write_json(applications.view(self.services, doc, detail=True))
 
 
 class StaffTransitionHandler(MobileHandler):
+    path = "/staff/applications/{application_id}/{action}"
+    api = operations(
+        post=op(
+            "办件流转：accept 受理 / return 补正（一次，列明全部材料）/ review 审查 / approve 准予 / refuse 不予 / "
+            "deliver 送达（certificate 电子证照入库、pickup 领取、post 邮寄）",
+            ref("Application"),
+            body=obj(
+                {
+                    "note": {"type": "string"},
+                    "materials": arr({"type": "string"}),
+                    "method": {"type": "string", "enum": ["certificate", "pickup", "post"]},
+                    "place": {"type": "string"},
+                    "tracking": {"type": "string"},
+                    "certificate": {"type": "object"},
+                }
+            ),
+            params=[
+                *APP_ID,
+                {
+                    "name": "action",
+                    "in": "path",
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "enum": ["accept", "return", "review", "approve", "refuse", "deliver"],
+                    },
+                },
+            ],
+            errors=("400", "404", "409"),
+            tags=("部门",),
+        ),
+    )
+
     async def post(self, application_id: str, action: str) -> None:
         body = self.json_body()
         doc = await applications.transition(self.services, self.staff(), application_id, action, body)
@@ -486,12 +1167,29 @@ class StaffTransitionHandler(MobileHandler):
 
 
 class StaffRectificationsHandler(MobileHandler):
+    path = "/staff/rectifications"
+    api = operations(
+        get=op("本部门的差评整改", list_of("rectifications", {"type": "object"}), errors=(), tags=("部门",)),
+    )
+
     async def get(self) -> None:
         staff = self.staff()
         self.write_json({"rectifications": await evaluations.rectifications_for_department(self.services, staff)})
 
 
 class StaffRectificationCloseHandler(MobileHandler):
+    path = "/staff/rectifications/{rectification_id}/close"
+    api = operations(
+        post=op(
+            "填写整改结果",
+            {"type": "object"},
+            body=obj({"outcome": {"type": "string"}}, ["outcome"]),
+            params=[path_param("rectification_id")],
+            tags=("部门",),
+            invalid="rectification.outcome_required",
+        ),
+    )
+
     async def post(self, rectification_id: str) -> None:
         body = self.json_body()
         view = await evaluations.close_rectification(self.services, self.staff(), rectification_id, body.get("outcome"))
@@ -499,17 +1197,57 @@ class StaffRectificationCloseHandler(MobileHandler):
 
 
 class StaffComplaintsHandler(MobileHandler):
+    path = "/staff/complaints"
+    api = operations(
+        get=op(
+            "本部门的投诉举报（不含正文）",
+            list_of("complaints", ref("Complaint")),
+            params=[
+                {
+                    "name": "status",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["open", "answered"]},
+                }
+            ],
+            errors=("400",),
+            tags=("部门",),
+        ),
+    )
+
     async def get(self) -> None:
         status = self.get_query_argument("status", None)
         self.write_json({"complaints": await complaints.complaints_for_department(self.services, self.staff(), status)})
 
 
 class StaffComplaintHandler(MobileHandler):
+    path = "/staff/complaints/{complaint_id}"
+    api = operations(
+        get=op(
+            "本部门的一条投诉举报（含正文，查看留痕）",
+            ref("Complaint"),
+            params=[path_param("complaint_id")],
+            tags=("部门",),
+        ),
+    )
+
     async def get(self, complaint_id: str) -> None:
         self.write_json(await complaints.complaint_for_staff(self.services, self.staff(), complaint_id))
 
 
 class StaffComplaintAnswerHandler(MobileHandler):
+    path = "/staff/complaints/{complaint_id}/answer"
+    api = operations(
+        post=op(
+            "答复投诉举报（仅一次）；市民可见答复及是否按期",
+            ref("Complaint"),
+            body=obj({"answer": {"type": "string", "description": "答复内容（2–2000 字）"}}, ["answer"]),
+            params=[path_param("complaint_id")],
+            errors=("400", "404", "409"),
+            tags=("部门",),
+        ),
+    )
+
     async def post(self, complaint_id: str) -> None:
         answer = self.json_body().get("answer")
         self.write_json(await complaints.answer_complaint(self.services, self.staff(), complaint_id, answer))
