@@ -18,8 +18,8 @@ async def test_after_revocation_the_agent_queue_and_every_agent_endpoint_show_no
     for mp, person in ((li, LI), (wang, WANG), (agent, HUANG)):
         await mp.login()
         await mp.bind(*person)
-    await agent.post("/me/agent-activation",
-                     {"agent": "ch-agent-001", "activation_code": await issue_activation_code(services, "ch-agent-001")})
+    code = await issue_activation_code(services, "ch-agent-001")
+    await agent.post("/me/agent-activation", {"agent": "ch-agent-001", "activation_code": code})
     until = (local_today() + dt.timedelta(days=30)).isoformat()
     filed = {}
     for mp, person in ((li, LI), (wang, WANG)):

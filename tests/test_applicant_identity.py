@@ -57,8 +57,8 @@ async def test_an_agent_files_only_with_the_authorising_residents_identity(servi
     await resident.bind(*LI)
     await agent.login()
     await agent.bind(*HUANG)
-    await agent.post("/me/agent-activation",
-                     {"agent": "ch-agent-001", "activation_code": await issue_activation_code(services, "ch-agent-001")})
+    code = await issue_activation_code(services, "ch-agent-001")
+    await agent.post("/me/agent-activation", {"agent": "ch-agent-001", "activation_code": code})
     until = (local_today() + dt.timedelta(days=30)).isoformat()
     grant = await resident.post("/authorisations", {"agent": "ch-agent-001", "items": [SS_CARD], "until": until})
     refs = await _materials(agent, cards["李明轩"], path="/agent/uploads", authorisation=grant["id"])
