@@ -61,7 +61,7 @@ class IdentityHandler(MobileHandler):
         body = self.json_body()
         view = await accounts.bind_real_name(
             self.services, self.principal, body.get("name"), body.get("id_number"), rebind=body.get("rebind", False),
-            address=self.client_address,
+            address=self.client_address, rebind_code=body.get("rebind_code"),
         )
         self.write_json(view)
 
