@@ -297,7 +297,7 @@ class RebindPage(KioskPage):
         session = self.require_session()
         code = await rebinding.issue_kiosk_code(self.services, session, self.require_device())
         self.set_header("Cache-Control", "no-store")
-        self.render_page("kiosk/rebind.html", code=code, qr=qr_svg(code["qr_text"], 6))
+        self.render_page("kiosk/rebind.html", code=code, qr=qr_svg(code["qr_text"], 10))
 
 
 class RedeemPage(KioskPage):
