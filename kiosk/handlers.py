@@ -29,9 +29,10 @@ from yiwang import (
     kiosk_desk,
     kiosk_events,
     kiosk_sessions,
+    masking,
+    rebinding,
 )
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, RateLimited, YiwangError
-from yiwang.identity import mask_name, mask_number
 from yiwang.kiosk_sessions import KioskSession
 from yiwang.timeutil import format_local, utcnow
 
@@ -44,19 +45,9 @@ MAX_COMBINATIONS = 64
 
 
 def screen_view(view: dict[str, Any]) -> dict[str, Any]:
-    """A certificate as the kiosk screen shows it: names and numbers masked
-    (anyone may be standing behind the resident); the printed copy is complete."""
-    from yiwang.certificates import HOLDER_NAME_FIELDS
-
-    fields = {}
-    for key, value in view.get("fields", {}).items():
-        shown = value
-        if isinstance(value, str) and key in HOLDER_NAME_FIELDS:
-            shown = mask_name(value)
-        elif isinstance(value, str) and len(value) == 18 and value[:17].isdigit():
-            shown = mask_number(value)
-        fields[key] = shown
-    return {**view, "fields": fields}
+    """A certificate as the kiosk screen shows it (``yiwang.masking``: anyone may be standing
+    behind the resident); the printed copy is complete."""
+    return masking.kiosk_certificate_view(view)
 
 
 def qr_svg(text: str, scale: int = 6) -> str:
@@ -292,6 +283,21 @@ class CertificatePrintPdf(KioskPage):
                                                  self.get_query_argument("purpose", ""))
         self.set_header("Content-Type", "application/pdf")
         self.finish(pdf)
+
+
+class RebindPage(KioskPage):
+    """改绑码: after the ID card was read on this kiosk, a single-use code for moving the
+    real-name binding to a new WeChat account (``yiwang.rebinding``)."""
+
+    async def get(self) -> None:
+        self.require_session()
+        self.render_page("kiosk/rebind.html", code=None, qr=None)
+
+    async def post(self) -> None:
+        session = self.require_session()
+        code = await rebinding.issue_kiosk_code(self.services, session, self.require_device())
+        self.set_header("Cache-Control", "no-store")
+        self.render_page("kiosk/rebind.html", code=code, qr=qr_svg(code["qr_text"], 10))
 
 
 class RedeemPage(KioskPage):

@@ -19,6 +19,7 @@ def routes() -> list[Any]:
         (r"/kiosk/certificates/([0-9a-f]{32})/print\.pdf", h.CertificatePrintPdf),
         (r"/kiosk/certificates/([0-9a-f]{32})/pickup", h.CertificatePickupPage),
         (r"/kiosk/redeem", h.RedeemPage),
+        (r"/kiosk/rebind", h.RebindPage),
         (r"/kiosk/agent", h.AgentPage),
         (r"/kiosk/agent/sign-in", h.AgentSignInPage),
         (r"/kiosk/agent/scope", h.AgentScopePage),

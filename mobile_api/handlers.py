@@ -111,18 +111,29 @@ class IdentityHandler(MobileHandler):
     path = "/me/identity"
     api = operations(
         post=op(
-            "实名绑定：姓名 + 身份证号码经核验后绑定（一人一号一个微信账号）",
+            "实名绑定：姓名 + 身份证号码经核验后绑定（一人一号一个微信账号）；改绑需更强的证明",
             ref("Account"),
             body=obj(
                 {
                     "name": {"type": "string"},
                     "id_number": {"type": "string"},
                     "rebind": {"type": "boolean", "description": "该号码已绑定其他微信账号时，确认改绑"},
+                    "rebind_code": {
+                        "type": ["string", "null"],
+                        "description": "改绑码：在政务服务自助终端刷身份证后显示的 8 位数字"
+                        "（或扫描其二维码 YWR1:…），5 分钟内有效，只能使用一次",
+                    },
                 },
                 ["name", "id_number"],
             ),
-            errors=("400", "404", "409", "429"),
+            errors=("400", "403", "404", "409", "429"),
             tags=("登录与实名",),
+            description="号码已绑定其他账号时：不带 rebind → 409 identity.bound_elsewhere；"
+            "rebind 但没有比原绑定更强的证明 → 403 identity.rebind_proof_required（或 "
+            "identity.rebind_proof_insufficient）；改绑码错误、已用或过期 → 403 identity.rebind_code_invalid。"
+            "证明：自助终端刷身份证获取的改绑码（等级 5），或核验服务给出的人脸核验（等级 4）；须高于原账号等级。"
+            "改绑成功后原账号不被登出，但解除实名（等级 1），/me 中出现 security_notice，并收到订阅消息。"
+            "任何情况下都不改变任何数据，除非改绑成功。",
             invalid="identity.bind_invalid",
         ),
     )
@@ -131,7 +142,7 @@ class IdentityHandler(MobileHandler):
         body = self.json_body()
         view = await accounts.bind_real_name(
             self.services, self.principal, body.get("name"), body.get("id_number"), rebind=body.get("rebind", False),
-            address=self.client_address,
+            address=self.client_address, rebind_code=body.get("rebind_code"),
         )
         self.write_json(view)
 

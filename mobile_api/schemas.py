@@ -65,6 +65,11 @@ ACCOUNT = obj(
         "phone": NULLABLE_STR,
         "phone_country_code": {**NULLABLE_STR, "description": "手机号的国家码（中国大陆为 86）"},
         "agent": NULLABLE_STR,
+        "security_notice": {
+            "type": ["object", "null"],
+            "description": "账号安全提醒：如实名身份已被改绑到其他微信账号（kind = identity_moved）",
+            "properties": {"kind": NULLABLE_STR, "message": NULLABLE_STR, "at": {}},
+        },
     },
     ["id", "level", "real_name_bound"],
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.fixtures.certs import holder_index, id_card_body, issuer_headers
+from tests.fixtures.certs import holder_index, household_register_body, id_card_body, issuer_headers
 from yiwang import consent, departments, display_codes
 
 
@@ -111,7 +111,7 @@ async def test_consent_session_pushes_exactly_the_released_certificates(services
     window = await departments.create_credential(services.store, "gz-psb", "window", "天河政务中心 · 5 号窗口")
     other_window = await departments.create_credential(services.store, "gz-psb", "window")
     _, first, _ = await _issue(client, token)
-    _, second, _ = await _issue(client, token, body={**id_card_body(), "number": "B-2"})
+    _, second, _ = await _issue(client, token, body=household_register_body())
     auth = {"Authorization": f"Bearer {window}"}
     status, session, _ = await client.post(
         "/api/redeem/v1/consent-sessions", json={"purpose": "办理居住证"}, headers=auth

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tests.mobile_support import LI, prepare
 from tests.support.miniprogram import MiniProgram
+from tests.support.verifiers import FaceVerifier
 from yiwang import accounts
 from yiwang.agents import issue_activation_code
 
@@ -31,15 +32,17 @@ async def test_binding_on_one_device_reaches_the_tokens_of_every_device_at_once(
     assert LI[1] not in str(stored) and LI[0] not in str(stored)  # masks and blind index only
 
 
-async def test_a_rebind_signs_the_other_account_out_on_its_next_request(services, client, fake_wechat):
+async def test_a_rebind_unbinds_the_other_account_on_its_next_request(services, client, fake_wechat):
     await prepare(services)
     first, second = MiniProgram(client, fake_wechat), MiniProgram(client, fake_wechat)
     await first.login()
     await first.bind(*LI)
     await first.get("/certificates")
     await second.login()
+    services.extras["identity_verifier"] = FaceVerifier()  # a proof stronger than the first binding
     await second.bind(*LI, rebind=True)
-    await first.get("/certificates", expect=401)
+    denied = await first.get("/certificates", expect=403)  # still signed in, no longer bound
+    assert denied["error"]["code"] == "auth.level_insufficient"
     assert len((await second.get("/certificates"))["certificates"]) == 1
 
 

@@ -7,6 +7,7 @@ import time
 
 from tests.mobile_support import LI, prepare
 from tests.support.miniprogram import MiniProgram
+from tests.support.verifiers import FaceVerifier
 from yiwang import audit
 from yiwang.wechat import WeChatGateway, gateway
 
@@ -59,11 +60,15 @@ async def test_binding_checks_the_population_database_and_one_number_has_one_acc
 
     taken = await second.post("/me/identity", {"name": LI[0], "id_number": LI[1]}, expect=409)
     assert taken["error"]["code"] == "identity.bound_elsewhere"
+    unproven = await second.post("/me/identity", {"name": LI[0], "id_number": LI[1], "rebind": True}, expect=403)
+    assert unproven["error"]["code"] == "identity.rebind_proof_required"  # a name and a number are no secret
+    services.extras["identity_verifier"] = FaceVerifier()
     rebound = await second.bind(*LI, rebind=True)
-    assert rebound["level"] == 3 and rebound["real_name_bound"]
-    await first.get("/me", expect=401)  # the old account was signed out
+    assert rebound["level"] == 4 and rebound["real_name_bound"]
+    assert (await first.get("/me"))["real_name_bound"] is False  # the old account was unbound, and told
     actions = [e["action"] async for e in services.store["audit"].find({"action": {"$regex": "^identity"}})]
     assert actions.count("identity.bind") == 2 and "identity.rebind" in actions
+    assert "identity.rebind_refused" in actions
     assert await audit.verify_chain(services.store) == (True, None)
 
 

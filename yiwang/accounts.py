@@ -9,8 +9,9 @@ and assurance levels.
 * Assurance levels as Guangdong's unified login grades them: 1 WeChat login
   only, 2 self-declared, 3 name and number checked against the population
   database, 4 face-verified, 5 digital certificate or checked at a counter.
-* One person's number is bound to one WeChat account at a time; re-binding is
-  explicit (``rebind=True``) and audited, and signs the old account out.
+* One person's number is bound to one WeChat account at a time; moving it to
+  another account is ``yiwang.rebinding`` (explicit, with a stronger proof, audited;
+  the old account keeps its sign-in, unbound, and is told).
 * Staff (department) tokens live in the same collection with ``kind="staff"``.
 * Authentication is one indexed read: each token carries a copy of what the
   principal needs from its account (``principal``: level, person index, masks,
@@ -35,7 +36,7 @@ from yiwang.crypto import random_token, token_digest
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from yiwang.identity import OneNumber, mask_phone, number_index, parse_id_number, protect_number
 from yiwang.identity_verification import Verification, verifier
-from yiwang.people import PHONE_PURPOSE, validate_name, validate_phone
+from yiwang.people import NAME_PURPOSE, PHONE_PURPOSE, validate_name, validate_phone
 from yiwang.timeutil import utcnow
 from yiwang.wechat import gateway
 
@@ -214,7 +215,14 @@ def account_view(account: dict[str, Any]) -> dict[str, Any]:
         "phone": (account.get("phone") or {}).get("masked"),
         "phone_country_code": (account.get("phone") or {}).get("country_code", "86" if account.get("phone") else None),
         "agent": account.get("agent"),
+        "security_notice": _notice_view(account.get("security_notice")),
     }
+
+
+def _notice_view(notice: Any) -> dict[str, Any] | None:
+    if not isinstance(notice, dict):
+        return None
+    return {"kind": notice.get("kind"), "message": notice.get("message"), "at": notice.get("at")}
 
 
 async def authenticate(services: Services, authorization: str | None) -> Principal:
@@ -259,16 +267,25 @@ async def account(services: Services, account_id: str) -> dict[str, Any]:
     return doc
 
 
-async def bind_real_name(
-    services: Services, principal: Principal, name: Any, id_number: Any, *, rebind: Any = False, address: str = ""
-) -> dict[str, Any]:
-    """Check name + number with the verification provider and bind the person.
+@dataclass(frozen=True)
+class CheckedIdentity:
+    """A name and number the verification provider accepted for this account's caller."""
 
-    Checks are throttled per account, per number (its blind index) and per ``address``
-    (:func:`identity_check`): guessing whose number goes with a name costs a 429."""
+    name: str
+    one: OneNumber
+    index: str
+    verification: Verification
+
+
+async def checked_identity(
+    services: Services, principal: Principal, name: Any, id_number: Any, *, address: str = "",
+    extra_problems: dict[str, str] | None = None,
+) -> CheckedIdentity:
+    """Validate name + number fully, then ask the provider (throttled, :func:`identity_check`);
+    a failed check is audited and refused. Nothing is written to the account."""
     if principal.kind != "resident":
         raise Forbidden("auth.resident_only", "仅限市民账号使用")
-    problems: dict[str, str] = {}
+    problems: dict[str, str] = dict(extra_problems or {})
     clean_name = ""
     number = ""
     try:
@@ -279,8 +296,6 @@ async def bind_real_name(
         number = parse_id_number(id_number if isinstance(id_number, str) else "").number
     except InvalidInput as exc:
         problems["id_number"] = exc.message
-    if not isinstance(rebind, bool):
-        problems["rebind"] = "必须是 true 或 false"
     if problems:
         raise InvalidInput("identity.bind_invalid", "实名信息填写有误", fields=problems)
     one = OneNumber("person", number)
@@ -296,43 +311,66 @@ async def bind_real_name(
             detail={"provider": result.provider},
         )
         raise Forbidden("identity.verification_failed", "姓名与身份证号码核验未通过，请核对后重试")
-    accounts = services.store["wechat_accounts"]
-    other = await accounts.find_one({"person_index": index, "_id": {"$ne": principal.account_id}})
-    if other is not None:
-        if not rebind:
-            raise Conflict("identity.bound_elsewhere", "该身份证号码已绑定另一个微信账号；如需改绑到本账号，请确认改绑")
-        # Signed out before and after the unbinding: a token issued in between re-reads the account.
-        await services.store["mobile_tokens"].delete_many({"account_id": other["_id"]})
-        await accounts.update_one(
-            {"_id": other["_id"], "person_index": index},
-            {
-                "$set": {"person_index": None, "level": 1, "masked_name": None, "masked_number": None, "number": None},
-                "$inc": {"binding_version": 1},
-            },
-        )
-        await services.store["mobile_tokens"].delete_many({"account_id": other["_id"]})
+    return CheckedIdentity(clean_name, one, index, result)
+
+
+async def holder_elsewhere(services: Services, principal: Principal, index: str) -> dict[str, Any] | None:
+    """The other account this person is bound to, if any."""
+    return await services.store["wechat_accounts"].find_one(
+        {"person_index": index, "_id": {"$ne": principal.account_id}}
+    )
+
+
+async def bind_real_name(
+    services: Services, principal: Principal, name: Any, id_number: Any, *, rebind: Any = False, address: str = "",
+    rebind_code: Any = None,
+) -> dict[str, Any]:
+    """Check name + number with the verification provider and bind the person.
+
+    Checks are throttled per account, per number (its blind index) and per ``address``
+    (:func:`identity_check`): guessing whose number goes with a name costs a 429.
+    A number bound to another account moves only with ``rebind=True`` and a proof stronger
+    than a name and a number (``yiwang.rebinding``)."""
+    if not isinstance(rebind, bool):
+        await checked_identity(services, principal, name, id_number, address=address,
+                               extra_problems={"rebind": "必须是 true 或 false"})
+    if rebind:
+        from yiwang import rebinding
+
+        return await rebinding.rebind(services, principal, name, id_number, rebind_code, address=address)
+    checked = await checked_identity(services, principal, name, id_number, address=address)
+    if await holder_elsewhere(services, principal, checked.index) is not None:
         await audit.record(
-            services.store,
-            principal.actor,
-            "identity.rebind",
-            principal.account_id,
-            channel="mobile",
-            on_behalf_of=index,
-            detail={"from_account": other["_id"]},
+            services.store, principal.actor, "identity.bind_refused", principal.account_id, channel="mobile",
+            on_behalf_of=checked.index, detail={"reason": "bound_elsewhere"},
         )
+        raise Conflict(
+            "identity.bound_elsewhere",
+            "该身份证号码已绑定另一个微信账号；如需改绑到本账号，请到政务服务自助终端刷身份证获取改绑码后确认改绑",
+        )
+    return await bind_to(services, principal, checked, max(checked.verification.level, 2),
+                         checked.verification.provider)
+
+
+async def bind_to(
+    services: Services, principal: Principal, checked: CheckedIdentity, level: int, verified_by: str
+) -> dict[str, Any]:
+    """Write the binding on the caller's account at ``level`` (its tokens follow) and audit it."""
+    accounts = services.store["wechat_accounts"]
     await _clear_token_copies(services, principal.account_id)
     updated = await accounts.find_one_and_update(
         {"_id": principal.account_id},
         {
             "$inc": {"binding_version": 1},
             "$set": {
-                "person_index": index,
-                "level": max(result.level, 2),
-                "masked_name": one_mask_name(clean_name),
-                "masked_number": one.masked,
-                "number": protect_number(services.cipher, one),
+                "person_index": checked.index,
+                "level": level,
+                "masked_name": one_mask_name(checked.name),
+                "masked_number": checked.one.masked,
+                "number": protect_number(services.cipher, checked.one),
+                "name": {"sealed": services.cipher.seal(NAME_PURPOSE, checked.name)},
                 "bound_at": utcnow(),
-                "verified_by": result.provider,
+                "verified_by": verified_by,
             },
         },
         return_document=True,
@@ -346,10 +384,31 @@ async def bind_real_name(
         "identity.bind",
         principal.account_id,
         channel="mobile",
-        on_behalf_of=index,
+        on_behalf_of=checked.index,
         detail={"level": updated["level"]},
     )
     return account_view(updated)
+
+
+async def unbind_moved(
+    services: Services, account_id: str, index: str, notice: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The person moved to another account: this one keeps its sign-in (level 1, unbound) and a
+    notice saying what happened. None if it no longer held ``index``."""
+    await _clear_token_copies(services, account_id)
+    updated = await services.store["wechat_accounts"].find_one_and_update(
+        {"_id": account_id, "person_index": index},
+        {
+            "$set": {"person_index": None, "level": 1, "masked_name": None, "masked_number": None, "number": None,
+                     "name": None, "security_notice": notice},
+            "$inc": {"binding_version": 1},
+        },
+        return_document=True,
+    )
+    fresh = updated or await services.store["wechat_accounts"].find_one({"_id": account_id})
+    if fresh is not None:
+        await _sync_tokens(services, fresh)
+    return updated
 
 
 IDENTITY_REFUSED = "实名核验尝试次数过多，请 {minutes} 分钟后再试"
@@ -517,13 +576,18 @@ async def take_subscription(services: Services, account_id: str, template_id: st
 async def applicant_of(services: Services, principal: Principal, level: int = 3) -> Any:
     """The resident as an applicant (``yiwang.applications.Applicant``); needs ``level``."""
     from yiwang.applications import Applicant
+    from yiwang.people import registered_name
 
     index = principal.require_level(level)
     doc = await account(services, principal.account_id)
+    sealed = (doc.get("name") or {}).get("sealed")
+    name = services.cipher.open(NAME_PURPOSE, sealed) if sealed else await registered_name(
+        services.store, services.cipher, index)
     return Applicant(
         index=index,
         number=doc["number"],
         masked_name=principal.masked_name,
         account_id=principal.account_id,
         actor=principal.actor,
+        name=name,
     )

@@ -276,9 +276,17 @@ async def authorisations_for_resident(services: Services, resident_index: str) -
     return out
 
 
+async def _live_for_agent(services: Services, agent_code: str) -> list[Document]:
+    """The agent's authorisations that are live right now (read fresh on every request: a
+    revocation takes effect on the agent's next request, in every process)."""
+    cursor = services.store["authorisations"].find(
+        {"agent": agent_code, "status": "active"}, sort=[("created_at", -1)], limit=200
+    )
+    return [doc async for doc in cursor if _is_active(doc)]
+
+
 async def authorisations_for_agent(services: Services, agent_code: str) -> list[dict[str, Any]]:
-    cursor = services.store["authorisations"].find({"agent": agent_code}, sort=[("created_at", -1)], limit=200)
-    return [authorisation_view(doc) async for doc in cursor if _is_active(doc)]
+    return [authorisation_view(doc) for doc in await _live_for_agent(services, agent_code)]
 
 
 async def require_authorisation(services: Services, agent_code: str, authorisation_id: Any, item: Any) -> Document:
@@ -308,9 +316,11 @@ async def record_activity(services: Services, authorisation_id: str, action: str
 async def applicant_for(services: Services, agent_doc: Document, authorisation_id: Any, item: Any) -> Any:
     """The resident as an applicant for an agent acting under ``authorisation_id``."""
     from yiwang.applications import Applicant
+    from yiwang.people import registered_name
 
     auth = await require_authorisation(services, agent_doc["_id"], authorisation_id, item)
     return Applicant(
+        name=await registered_name(services.store, services.cipher, auth["resident_index"]),
         index=auth["resident_index"],
         number=auth["resident"]["number"],
         masked_name=auth["resident"]["masked_name"],
@@ -325,7 +335,8 @@ async def queue(services: Services, agent_doc: Document) -> dict[str, Any]:
     """The agent's queue: what they filed, its state, and what waits for the resident."""
     from yiwang.applications import list_for_agent, view
 
-    apps = await list_for_agent(services, agent_doc["_id"])
+    live = await _live_for_agent(services, agent_doc["_id"])
+    apps = await list_for_agent(services, agent_doc["_id"], [a["_id"] for a in live])
     rendered = []
     for app in apps:
         shown = view(services, app)
@@ -334,7 +345,7 @@ async def queue(services: Services, agent_doc: Document) -> dict[str, Any]:
     return {
         "agent": agent_view(agent_doc),
         "applications": rendered,
-        "authorisations": await authorisations_for_agent(services, agent_doc["_id"]),
+        "authorisations": [authorisation_view(doc) for doc in live],
     }
 
 

@@ -86,6 +86,7 @@ class Applicant:
     actor: audit.Actor  # who is acting: the resident, or an agent
     agent: str | None = None  # agent code when an agent files for the resident
     authorisation: str | None = None
+    name: str = ""  # the applicant's full name (opened in memory from the binding or the register)
 
     @property
     def channel(self) -> str:
@@ -139,6 +140,54 @@ def validate_form(item: Mapping[str, Any], form: Any, *, partial: bool = False) 
     if problems:
         raise InvalidInput("application.form_invalid", "申请表有误，请按提示修改", fields=problems)
     return dict(form)
+
+
+# Fields of every online form that say who the applicant is: the server fills them from the
+# bound identity (or the resident's live authorisation, for an agent) and refuses other values.
+IDENTITY_FIELDS = ("applicant_name", "id_number")
+
+
+def with_applicant_identity(
+    services: Services, item: Mapping[str, Any], form: Any, applicant: Applicant
+) -> Any:
+    """The form with the applicant's own name and number in the identity fields the item's form has.
+
+    A value given for one of them that is not the applicant's is refused (nothing is written):
+    a resident files for themself, an agent for the resident who authorised them."""
+    if not isinstance(form, dict):
+        return form  # validate_form names the problem
+    properties = (item.get("form_schema") or {}).get("properties", {})
+    from yiwang.identity import mask_name, reveal_number
+
+    number = reveal_number(services.cipher, dict(applicant.number)).value
+    own = {"applicant_name": applicant.name, "id_number": number}
+    problems: dict[str, str] = {}
+    filled = dict(form)
+    for key in IDENTITY_FIELDS:
+        if key not in properties:
+            continue
+        given = form.get(key)
+        if given not in (None, ""):
+            text = given.strip() if isinstance(given, str) else given
+            if key == "id_number" and isinstance(text, str):
+                text = text.upper()
+            known = own[key]
+            if key == "applicant_name" and not known:  # a binding older than sealed names: the mask must agree
+                if not isinstance(text, str) or mask_name(text) != applicant.masked_name:
+                    problems[key] = "须为申请人本人的姓名"
+                filled[key] = text
+                continue
+            if text != known:
+                problems[key] = "须为申请人本人的信息（由系统按实名认证信息填写）"
+                continue
+        if own[key]:
+            filled[key] = own[key]
+    if problems:
+        raise InvalidInput(
+            "application.applicant_mismatch", "申请人姓名和身份证号码须与实名认证信息一致，不能为他人申请",
+            fields=problems,
+        )
+    return filled
 
 
 def _field_message(spec: Mapping[str, Any]) -> str:
@@ -308,7 +357,7 @@ async def create(
     """A new draft, or a submitted application. Returns (document, replayed)."""
     item = await _online_item(services, item_code)
     key = _check_key(idempotency_key) if submit else None
-    clean_form = validate_form(item, form, partial=not submit)
+    clean_form = validate_form(item, with_applicant_identity(services, item, form, applicant), partial=not submit)
     clean_materials = await validate_materials(services, item, applicant, materials, complete=submit)
     now = utcnow()
     app_id = uuid.uuid4().hex
@@ -409,7 +458,7 @@ async def update_draft(
     if doc["status"] != "draft":
         raise Conflict("application.not_draft", "只有草稿可以修改")
     item = await services.catalog.item(doc["item"])
-    clean_form = validate_form(item, form, partial=True)
+    clean_form = validate_form(item, with_applicant_identity(services, item, form, applicant), partial=True)
     clean_materials = await validate_materials(services, item, applicant, materials, complete=False)
     updated = await services.store["applications"].find_one_and_update(
         {"_id": doc["_id"], "status": "draft"},
@@ -439,7 +488,8 @@ async def submit_draft(services: Services, applicant: Applicant, application_id:
             return doc  # a retried submit
         raise Conflict("application.not_draft", "只有草稿可以提交")
     item = await services.catalog.item(doc["item"])
-    form = json.loads(services.cipher.open(FORM_PURPOSE, doc["form"]))
+    stored_form = json.loads(services.cipher.open(FORM_PURPOSE, doc["form"]))
+    form = with_applicant_identity(services, item, stored_form, applicant)
     validate_form(item, form)
     await validate_materials(
         services,
@@ -453,7 +503,12 @@ async def submit_draft(services: Services, applicant: Applicant, application_id:
     updated = await services.store["applications"].find_one_and_update(
         {"_id": doc["_id"], "status": "draft"},
         {
-            "$set": {"status": "submitted", "submitted_at": now, "updated_at": now},
+            "$set": {
+                "status": "submitted",
+                "submitted_at": now,
+                "updated_at": now,
+                "form": services.cipher.seal(FORM_PURPOSE, json.dumps(form, ensure_ascii=False)),
+            },
             "$push": {
                 "history": {"status": "submitted", "at": now, "by": _by(applicant.actor), "note": ""},
                 **audit.pending_push(pending),
@@ -678,8 +733,15 @@ async def list_for_applicant(services: Services, applicant_index: str, limit: in
     return [doc async for doc in cursor]
 
 
-async def list_for_agent(services: Services, agent_code: str, limit: int = 100) -> list[Document]:
-    cursor = services.store["applications"].find({"agent": agent_code}, sort=[("updated_at", -1)], limit=limit)
+async def list_for_agent(
+    services: Services, agent_code: str, authorisation_ids: list[str], limit: int = 100
+) -> list[Document]:
+    """What the agent filed under these (live) authorisations: nothing of a resident who revoked."""
+    if not authorisation_ids:
+        return []
+    cursor = services.store["applications"].find(
+        {"agent": agent_code, "authorisation": {"$in": authorisation_ids}}, sort=[("updated_at", -1)], limit=limit
+    )
     return [doc async for doc in cursor]
 
 

@@ -112,6 +112,7 @@ class CertificateType:
     validity_years: int | None
     fields: Mapping[str, Any]
     layout: Mapping[str, Any]
+    one_live_per_holder: bool = False  # the law allows one valid certificate of this type per holder
 
     def field_titles(self) -> dict[str, str]:
         props = self.fields.get("properties", {})
@@ -138,6 +139,7 @@ def load_types() -> dict[str, CertificateType]:
             validity_years=(t.get("validity") or {}).get("years"),
             fields=t["fields"],
             layout=t.get("layout") or {},
+            one_live_per_holder=bool(t.get("one_live_per_holder")),
         )
     return types
 
@@ -474,6 +476,7 @@ async def prepare_certificate(
         "status_history": [{"status": "valid", "at": now, "reason": "签发", "by": req.department.code}],
         "supersedes": None,
         "superseded_by": None,
+        **({"live_slot": live_slot(req.type.code, holder["index"])} if req.type.one_live_per_holder else {}),
         "created_at": now,
         "updated_at": now,
         "signature": {"alg": "SM2-SM3", "kid": kid, "department": req.department.code, "value": ""},
@@ -536,18 +539,76 @@ async def issue(
             raise Conflict("issuer.idempotency_conflict", "同一幂等键已用于内容不同的签发请求")
         prepared = existing["certificate"]
     replayed = existing is not None
-    try:
-        await services.store["certificates"].insert_one(prepared)
-    except DuplicateKeyError:
-        replayed = True
-        stored = await services.store["certificates"].find_one({"_id": prepared["_id"]})
-        if stored is None:
-            raise Conflict("certificate.duplicate", "证照标识冲突") from None
+    stored = await _store_new(services, prepared, department_code)
+    if stored is not None:
         return IssueResult(stored, True)
     prepared = dict(prepared)
     for pending in list(prepared.get(audit.PENDING_FIELD) or []):
         await audit.settle(services.store, "certificates", prepared, pending)
     return IssueResult(prepared, replayed)
+
+
+def live_slot(type_code: str, holder_index: str) -> str:
+    """The one live certificate of a one-per-holder type: a unique (sparse) key while valid."""
+    return f"{type_code}:{holder_index}"
+
+
+MAX_SLOT_TRIES = 50
+
+
+async def _store_new(services: Services, doc: Document, department_code: str) -> Document | None:
+    """Insert a prepared certificate; None when inserted now, the stored one when it already was.
+
+    For a one-per-holder type the valid ones of the same holder are superseded first, and the
+    unique sparse ``live_slot`` index makes a concurrent issue lose its insert: it supersedes
+    the winner and tries again, so any number of concurrent issues leaves exactly one valid."""
+    certs = services.store["certificates"]
+    slot = doc.get("live_slot")
+    for _ in range(MAX_SLOT_TRIES):
+        if slot is not None:
+            await _supersede_live(services, doc, department_code)
+        try:
+            await certs.insert_one(doc)
+            return None
+        except DuplicateKeyError:
+            stored = await certs.find_one({"_id": doc["_id"]})
+            if stored is not None:
+                return stored  # the same certificate (a retried request)
+            if slot is None or await certs.find_one({"identifier": doc["identifier"]}, {"_id": 1}) is not None:
+                raise Conflict("certificate.duplicate", "证照标识冲突") from None
+            # a concurrent issue took the slot: supersede it and try again
+    raise Conflict("certificate.issue_contended", "该持证人的证照正在同时签发，请稍后重试")
+
+
+async def _supersede_live(services: Services, new: Document, department_code: str) -> None:
+    """Mark every valid certificate of ``new``'s type and holder superseded by ``new`` (audited)."""
+    certs = services.store["certificates"]
+    query = {"type": new["type"], "holder.index": new["holder"]["index"], "status": "valid",
+             "_id": {"$ne": new["_id"]}}
+    async for old in certs.find(query, {"_id": 1, "identifier": 1}):
+        now = utcnow()
+        pending = audit.intent(
+            audit.Actor("department", department_code, new["issuer"]["name"]),
+            "certificate.superseded",
+            old["_id"],
+            channel="issuer",
+            detail={"identifier": old["identifier"], "superseded_by": new["identifier"]},
+        )
+        claimed = await certs.find_one_and_update(
+            {"_id": old["_id"], "status": "valid"},
+            {
+                "$set": {"status": "superseded", "superseded_by": new["_id"], "updated_at": now},
+                "$unset": {"live_slot": ""},
+                "$push": {
+                    "status_history": {"status": "superseded", "at": now, "reason": "签发新证，原证失效",
+                                       "by": department_code},
+                    **audit.pending_push(pending),
+                },
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if claimed is not None:
+            await audit.settle(services.store, "certificates", claimed, pending)
 
 
 async def get_by_identifier(store: Store, raw_identifier: str) -> Document:
@@ -611,6 +672,7 @@ async def change_status(
         {"_id": doc["_id"], "status": "valid"},
         {
             "$set": {"status": status, "updated_at": now},
+            "$unset": {"live_slot": ""},  # no longer the live one: a new certificate may be issued
             "$push": {
                 "status_history": {"status": status, "at": now, "reason": reason.strip(), "by": department_code},
                 **audit.pending_push(pending),
@@ -658,6 +720,7 @@ async def reissue(services: Services, department_code: str, raw_identifier: str,
         {"_id": old["_id"], "status": "valid"},
         {
             "$set": {"status": "superseded", "superseded_by": new["_id"], "updated_at": now},
+            "$unset": {"live_slot": ""},
             "$push": {
                 "status_history": {"status": "superseded", "at": now, "reason": "换发新版本", "by": department_code}
             },
@@ -673,7 +736,7 @@ async def reissue(services: Services, department_code: str, raw_identifier: str,
         detail={"identifier": new["identifier"], "supersedes": old["identifier"]},
     )
     new[audit.PENDING_FIELD] = [pending]
-    await services.store["certificates"].insert_one(new)
+    await _store_new(services, new, department_code)
     await audit.settle(services.store, "certificates", new, pending)
     return new
 

@@ -208,6 +208,8 @@ async def screen(services: Services, session: KioskSession | None, device: Devic
             return {"step": "scope", "choices": [{"code": i["code"], "name": i["name"]} for i in choices],
                     "periods": list(PERIODS)}
         return {"step": "card", "scope": await scope_view(services, session)}
+    # the resident may have revoked from their phone meanwhile: nothing more of them on this screen
+    await agents.require_authorisation(services, session.agent_code or "", session.authorisation, None)
     scope = await scope_view(services, session)
     assert scope is not None
     codes = [i["code"] for i in scope["items"]]

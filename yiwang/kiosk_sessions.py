@@ -53,6 +53,7 @@ class KioskSession:
     consent_session: str | None = None
     authorisation: str | None = None  # agent mode: the authorisation the resident gave at this kiosk
     scope: dict[str, Any] | None = None  # agent mode: items and days chosen before the card is read
+    method: str = ""  # how the resident was identified: id_card (on this kiosk's reader) | consent
 
     @property
     def identified(self) -> bool:
@@ -91,6 +92,7 @@ def _session(doc: dict[str, Any]) -> KioskSession:
         consent_session=doc.get("consent_session"),
         authorisation=doc.get("authorisation"),
         scope=doc.get("scope"),
+        method=doc.get("method", ""),
     )
 
 
@@ -143,6 +145,7 @@ async def start_by_id_card(
         "resident_id": person.id,
         "masked_name": person.masked_name or masked_name,
         "masked_number": person.masked_number,
+        "method": method,
         "created_at": now,
         "touched_at": now,
         "expires_at": now + SESSION_IDLE,
@@ -286,7 +289,7 @@ async def await_consent_identification(
         "_id": token_digest(token), "device": device.id, "device_label": device.label, "hall": device.hall,
         "mode": "resident", "resident_index": person.index, "resident_id": person.id,
         "masked_name": person.masked_name, "masked_number": person.masked_number,
-        "consent_session": consent_session_id, "released": released,
+        "consent_session": consent_session_id, "released": released, "method": "consent",
         "created_at": now, "touched_at": now, "expires_at": now + SESSION_IDLE,
     }
     await services.store["kiosk_sessions"].insert_one(doc)

@@ -63,6 +63,8 @@ DEFAULT_TEMPLATES: Mapping[str, Template] = {
             "certificate_expiry", "yiwang-certificate-expiry",
             {"certificate": "thing1", "valid_until": "date2", "hint": "thing3"},
         ),
+        # the holder's identity moved to another account (yiwang.rebinding)
+        Template("identity_rebound", "yiwang-identity-rebound", {"event": "thing1", "time": "time2", "hint": "thing3"}),
     )
 }  # fmt: skip
 # The built-in template ids by name (what a test or a development mini-program subscribes to).

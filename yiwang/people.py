@@ -118,6 +118,12 @@ async def resident(store: Store, resident_id: str) -> Person:
     return _person(doc)
 
 
+async def registered_name(store: Store, cipher: FieldCipher, index: str) -> str:
+    """The recorded name of the holder of ``index`` (opened in memory only), or "" if unknown."""
+    doc = await store["residents"].find_one({"number.index": index}, {"name": 1})
+    return cipher.open(NAME_PURPOSE, doc["name"]["sealed"]) if doc else ""
+
+
 async def name_matches(store: Store, cipher: FieldCipher, index: str, name: str) -> bool:
     """Whether the recorded name of the holder of ``index`` is ``name`` (opened in memory only)."""
     doc = await store["residents"].find_one({"number.index": index}, {"name": 1})

@@ -48,6 +48,8 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
         IndexModel([("identifier", ASCENDING)], unique=True, name="identifier_unique"),
         IndexModel([("type", ASCENDING), ("issuer", ASCENDING), ("number", ASCENDING)], name="type_issuer_number"),
         IndexModel([("status", ASCENDING), ("valid_until", ASCENDING)], name="status_valid_until"),
+        # one valid certificate per holder for the types the law allows once (yiwang.certificates._store_new)
+        IndexModel([("live_slot", ASCENDING)], unique=True, sparse=True, name="live_slot_unique"),
     ],
     "certificate_history": [IndexModel([("certificate_id", ASCENDING), ("version", ASCENDING)], name="cert_version")],
     "certificate_access": [IndexModel([("certificate_id", ASCENDING), ("at", DESCENDING)], name="cert_at")],
@@ -76,6 +78,11 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl"),
     ],
     "wechat_access_tokens": [],
+    # 改绑码 shown by a kiosk after the ID card was read (yiwang.rebinding); gone an hour after expiry
+    "rebind_codes": [
+        IndexModel([("person_index", ASCENDING)], name="person_index"),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl"),
+    ],
     "applications": [
         IndexModel([("applicant.index", ASCENDING), ("updated_at", DESCENDING)], name="applicant_updated"),
         IndexModel([("item", ASCENDING), ("status", ASCENDING)], name="item_status"),

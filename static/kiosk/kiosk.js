@@ -68,7 +68,10 @@
     if (!state) return;
     clearTimeout(warnTimer); clearTimeout(resetTimer);
     if (dialog) dialog.hidden = true;
-    warnTimer = setTimeout(function () { if (dialog) { dialog.hidden = false; $("#idle-continue").focus(); } }, warnAfter);
+    body.classList.remove("idle-asking");
+    warnTimer = setTimeout(function () {
+      if (dialog) { body.classList.add("idle-asking"); dialog.hidden = false; $("#idle-continue").focus(); }
+    }, warnAfter);
     resetTimer = setTimeout(function () { endSession("idle"); }, resetAfter);
   }
   ["pointerdown", "touchstart", "keydown", "click"].forEach(function (e) { document.addEventListener(e, activity, { passive: true }); });

@@ -46,6 +46,7 @@ class FakeWeChat:
                                      "受理编号{{character_string3.DATA}}\n更新时间{{time4.DATA}}",
         "yiwang-evaluation-invite": "事项名称{{thing1.DATA}}\n温馨提示{{thing2.DATA}}",
         "yiwang-certificate-expiry": "证照名称{{thing1.DATA}}\n有效期至{{date2.DATA}}\n温馨提示{{thing3.DATA}}",
+        "yiwang-identity-rebound": "变更事项{{thing1.DATA}}\n变更时间{{time2.DATA}}\n温馨提示{{thing3.DATA}}",
     })  # fmt: skip
     # msgSecCheck: words that make text risky / sent for review, and what was checked
     risky_words: set[str] = field(default_factory=lambda: {"违禁词"})
