@@ -11,14 +11,21 @@
   parses (``pypdf``, strict), not encrypted, 1–:data:`MAX_PDF_PAGES` pages, no
   JavaScript, launch actions, embedded files or forms. Kept as sent, and only ever
   served back as a sandboxed download (``web.base.serve_as_download``).
-* Files are sealed (SM4-GCM, like every personal field) and kept under
-  ``DATA_DIR/uploads``; the ``uploads`` collection holds the metadata.
+* Files are sealed (SM4-GCM, like every personal field) and kept in the database
+  (``yiwang.filestore``: chunks read by ``_id``), so every process on every host
+  reads what any of them stored; the ``uploads`` collection holds the metadata and
+  the chunk references (``files``). Uploads made before that were kept sealed under
+  ``DATA_DIR/uploads``: migration 3 (:func:`import_disk_uploads`, also
+  ``python -m yiwang.admin uploads import-disk`` on each host) moves them into the
+  database, and until then they are still read from the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import logging
 import re
 import uuid
 import warnings
@@ -29,12 +36,16 @@ import filetype
 import pypdf
 from PIL import Image, ImageOps
 
-from yiwang import audit
+from yiwang import audit, filestore
 from yiwang.errors import InvalidInput, NotFound, TooLarge
 from yiwang.timeutil import utcnow
 
 if TYPE_CHECKING:
+    from yiwang.crypto import FieldCipher
     from yiwang.runtime import Services
+    from yiwang.store import Store
+
+log = logging.getLogger(__name__)
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 16_000_000  # a document photo; callers with another purpose pass their own budget
@@ -121,18 +132,33 @@ def check_pdf(data: bytes) -> None:
         raise InvalidInput("upload.pdf_active_content", "PDF 含有脚本、表单或嵌入文件，请打印后扫描再上传")
 
 
-def _directory(services: Services) -> Path:
-    return Path(services.config.data_dir) / "uploads"
+LEGACY_DIRECTORY = "uploads"  # under DATA_DIR, before uploads moved into the database
 
 
-def _write_sealed(services: Services, path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sealed = services.cipher.seal(UPLOAD_PURPOSE, base64.b64encode(data).decode())
-    path.write_text(sealed)
+def _directory(data_dir: Path) -> Path:
+    return Path(data_dir) / LEGACY_DIRECTORY
 
 
-def _read_sealed(services: Services, path: Path) -> bytes:
-    return base64.b64decode(services.cipher.open(UPLOAD_PURPOSE, path.read_text()))
+def _read_sealed(cipher: FieldCipher, path: Path) -> bytes:
+    """Blocking: a file sealed on disk by an earlier version."""
+    return base64.b64decode(cipher.open(UPLOAD_PURPOSE, path.read_text()))
+
+
+def _file_names(upload_id: str, content_type: str) -> dict[str, str]:
+    """Which files an upload has, and their names on the legacy disk store."""
+    if content_type == PDF_TYPE:
+        return {"main": f"{upload_id}.pdf.sealed"}
+    return {"main": f"{upload_id}.jpg.sealed", "thumb": f"{upload_id}.thumb.jpg.sealed"}
+
+
+async def _keep_files(store: Store, cipher: FieldCipher, offload: Any, upload_id: str,
+                      files: dict[str, bytes]) -> dict[str, Any]:
+    """Seal (off the loop) and store each file's chunks; returns the references for ``uploads.files``."""
+    refs = {}
+    for name, data in files.items():
+        docs = await offload(filestore.seal_chunks, cipher, f"{upload_id}.{name}", data)
+        refs[name] = await filestore.write(store, docs)
+    return refs
 
 
 def sniff(data: bytes) -> str:
@@ -148,24 +174,18 @@ def sniff(data: bytes) -> str:
     raise InvalidInput("upload.unsupported_type", "只能上传图片（JPG、PNG、WEBP）或 PDF 文件")
 
 
-def _write_files(services: Services, files: dict[str, bytes]) -> None:
-    directory = _directory(services)
-    for name, data in files.items():
-        _write_sealed(services, directory / name, data)
-
-
 async def _process(services: Services, upload_id: str, data: bytes) -> dict[str, Any]:
-    """Sniff, check or re-encode (isolated), seal to disk; returns the metadata."""
+    """Sniff, check or re-encode (isolated), seal into the database; returns the metadata."""
     mime = sniff(data)
     if mime == PDF_TYPE:
         await services.offload.run_isolated(check_pdf, data)
-        files = {f"{upload_id}.pdf.sealed": data}
+        files = {"main": data}
         meta: dict[str, Any] = {"content_type": PDF_TYPE, "size": len(data), "thumbnail": False}
     else:
         jpeg, thumb, width, height = await services.offload.run_isolated(reencode_image, data)
-        files = {f"{upload_id}.jpg.sealed": jpeg, f"{upload_id}.thumb.jpg.sealed": thumb}
+        files = {"main": jpeg, "thumb": thumb}
         meta = {"content_type": "image/jpeg", "size": len(jpeg), "width": width, "height": height, "thumbnail": True}
-    await services.offload.run(_write_files, services, files)
+    meta["files"] = await _keep_files(services.store, services.cipher, services.offload.run, upload_id, files)
     return meta
 
 
@@ -213,12 +233,63 @@ async def read_upload(
 ) -> tuple[str, bytes]:
     """(content type, bytes) of an upload the owner holds; audited."""
     doc = await owned_upload(services, owner, upload_id)
-    if doc["content_type"] == PDF_TYPE:
-        if thumbnail:
-            raise NotFound("upload.no_thumbnail", "该文件没有缩略图")
-        name = f"{upload_id}.pdf.sealed"
-    else:
-        name = f"{upload_id}.thumb.jpg.sealed" if thumbnail else f"{upload_id}.jpg.sealed"
-    data = await services.offload.run(_read_sealed, services, _directory(services) / name)
+    if doc["content_type"] == PDF_TYPE and thumbnail:
+        raise NotFound("upload.no_thumbnail", "该文件没有缩略图")
+    data = await _file_bytes(services, doc, "thumb" if thumbnail else "main")
     await audit.record(services.store, actor, "upload.read", upload_id, channel="mobile", on_behalf_of=owner)
     return doc["content_type"], data
+
+
+async def _file_bytes(services: Services, doc: dict[str, Any], name: str) -> bytes:
+    """One file of an upload: from the database, or (not yet migrated) from this host's disk."""
+    ref = (doc.get("files") or {}).get(name)
+    if ref is not None:
+        chunks = await filestore.read_docs(services.store, ref)
+        return await services.offload.run(filestore.open_chunks, services.cipher, chunks)
+    path = _directory(services.config.data_dir) / _file_names(doc["_id"], doc["content_type"])[name]
+    try:
+        return await services.offload.run(_read_sealed, services.cipher, path)
+    except FileNotFoundError:
+        log.warning("upload not in the database nor on this host", extra={"fields": {"upload": doc["_id"]}})
+        raise NotFound("upload.elsewhere", "文件尚未迁移到数据库，请在保存它的主机上运行 uploads import-disk") from None
+
+
+async def import_disk_uploads(store: Store, cipher: FieldCipher, data_dir: Path) -> dict[str, int]:
+    """Move uploads sealed on this host's disk into the database (idempotent; migration 3).
+
+    Each file is opened, re-sealed in chunks and stored, then the upload's document
+    gains its ``files``; the disk file is removed only after that. Files whose upload
+    is unknown, or whose document already has ``files``, are left alone."""
+    directory = _directory(data_dir)
+    counts = {"moved": 0, "already": 0, "orphans": 0}
+    if not await asyncio.to_thread(directory.is_dir):
+        return counts
+    ids = sorted({p.name.split(".", 1)[0] for p in await asyncio.to_thread(lambda: list(directory.glob("*.sealed")))})
+    for upload_id in ids:
+        doc = await store["uploads"].find_one({"_id": upload_id})
+        if doc is None:
+            counts["orphans"] += 1
+            continue
+        names = _file_names(upload_id, doc["content_type"])
+        if doc.get("files"):
+            counts["already"] += 1
+        else:
+            files = {}
+            for name, filename in names.items():
+                path = directory / filename
+                if await asyncio.to_thread(path.exists):
+                    files[name] = await asyncio.to_thread(_read_sealed, cipher, path)
+            if "main" not in files:
+                counts["orphans"] += 1
+                continue
+            refs = await _keep_files(store, cipher, _to_thread, upload_id, files)
+            await store["uploads"].update_one({"_id": upload_id, "files": None}, {"$set": {"files": refs}})
+            counts["moved"] += 1
+        for filename in names.values():
+            await asyncio.to_thread((directory / filename).unlink, missing_ok=True)
+    log.info("uploads moved into the database", extra={"fields": counts})
+    return counts
+
+
+async def _to_thread(fn: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
