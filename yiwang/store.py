@@ -89,10 +89,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     ],
     "daily_counts": [],  # per local day, maintained on submission (yiwang.activity); read by _id
     "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86400, name="created_ttl")],
-    "uploads": [
-        IndexModel([("owner", ASCENDING)], name="owner"),
-        IndexModel([("media_check.trace_id", ASCENDING)], name="media_check_trace", sparse=True),
-    ],
+    "uploads": [IndexModel([("owner", ASCENDING)], name="owner")],
     # uploads' sealed bytes (yiwang.filestore): read by _id "<files_id>.<n>"; files_id for clean-ups
     "file_chunks": [IndexModel([("files_id", ASCENDING)], name="files_id")],
     "notifications": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")],
@@ -134,7 +131,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
     "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
     "work_calendars": [],  # entered holiday schedules, one per year (yiwang.workcalendar)
-    # content-security results pushed by WeChat (yiwang.wechat_push), kept 30 days
+    # images' content-security checks by trace_id → upload, and WeChat's pushed verdicts (yiwang.uploads), 30 days
     "media_checks": [IndexModel([("at", ASCENDING)], expireAfterSeconds=30 * 86400, name="at_ttl")],
     # yiwang.throttle: one counter per (limit, key digest); ended windows expire
     "throttles": [IndexModel([("window_end", ASCENDING)], expireAfterSeconds=0, name="window_end_ttl")],

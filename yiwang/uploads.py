@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import io
 import logging
 import re
@@ -35,10 +36,12 @@ from typing import TYPE_CHECKING, Any
 import filetype
 import pypdf
 from PIL import Image, ImageOps
+from pymongo import ReturnDocument
 
 from yiwang import audit, filestore
+from yiwang.crypto import constant_time_equal, random_token, token_digest
 from yiwang.errors import InvalidInput, NotFound, TooLarge
-from yiwang.timeutil import utcnow
+from yiwang.timeutil import as_utc, utcnow
 
 if TYPE_CHECKING:
     from yiwang.crypto import FieldCipher
@@ -59,6 +62,7 @@ PDF_TYPE = "application/pdf"
 UPLOAD_PURPOSE = "upload"
 
 Image.MAX_IMAGE_PIXELS = DECODER_MAX_PIXELS
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _ACTIVE_PDF = re.compile(rb"/(?:JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA|OpenAction|AA)\b")
 
 
@@ -198,14 +202,27 @@ def upload_view(doc: dict[str, Any]) -> dict[str, Any]:
         "height": doc.get("height"),
         "thumbnail": bool(doc.get("thumbnail")),
         "created_at": doc["created_at"],
+        **check_view(doc),
     }
 
 
-async def store_upload(services: Services, owner: str, actor: audit.Actor, data: bytes) -> dict[str, Any]:
-    """Check and keep one uploaded file for ``owner`` (a person's blind index)."""
+async def store_upload(
+    services: Services, owner: str, actor: audit.Actor, data: bytes, *, account_id: str | None = None
+) -> dict[str, Any]:
+    """Check and keep one uploaded file for ``owner`` (a person's blind index).
+
+    An image uploaded from a WeChat account (``account_id``) is then submitted to
+    WeChat's content security check (:func:`_submit_media_check`)."""
     upload_id = uuid.uuid4().hex
     meta = await _process(services, upload_id, data)
     doc = {"_id": upload_id, "owner": owner, "uploaded_by": actor.id, "created_at": utcnow(), **meta}
+    openid = None
+    if meta["content_type"] != PDF_TYPE and account_id is not None:
+        from yiwang.accounts import openid_of
+
+        openid = await openid_of(services, account_id)
+    token = random_token(32) if openid else None
+    doc["media_check"] = _pending_check(token) if token else {"status": "unchecked"}
     await services.store["uploads"].insert_one(doc)
     await audit.record(
         services.store,
@@ -216,6 +233,8 @@ async def store_upload(services: Services, owner: str, actor: audit.Actor, data:
         on_behalf_of=owner,
         detail={"content_type": meta["content_type"], "size": meta["size"]},
     )
+    if openid and token:
+        doc["media_check"] = await _submit_media_check(services, upload_id, openid, token)
     return upload_view(doc)
 
 
@@ -293,3 +312,120 @@ async def import_disk_uploads(store: Store, cipher: FieldCipher, data_dir: Path)
 
 async def _to_thread(fn: Any, *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
+
+
+# ---- content security: WeChat's mediaCheckAsync (v2) -------------------------------------------
+#
+# An image is stored first (re-encoded, sealed), then submitted: WeChat fetches it from a
+# one-time URL (``/api/wechat/media/<id>/<token>``, valid while the check is pending, at most
+# MEDIA_URL_SECONDS) and later pushes its verdict to ``/api/wechat/push`` with the trace_id.
+# ``media_checks`` maps trace_id → upload (read by _id), whichever of the answer and the push
+# arrives first. ``risky`` marks the upload refused: the resident sees why, staff never see it,
+# and it cannot be attached to an application. WeChat unreachable: ``unchecked`` (kept, like
+# unchecked text, for the staff who read it).
+
+MEDIA_URL_SECONDS = 3600
+MEDIA_SCENE = 1  # 资料
+MEDIA_LABELS = {
+    10001: "广告", 20001: "时政", 20002: "色情", 20003: "辱骂", 20006: "违法犯罪", 20008: "欺诈",
+    20012: "低俗", 20013: "版权", 21000: "其他不当内容",
+}  # fmt: skip
+CHECK_LABELS = {"pending": "检测中", "pass": "已通过", "review": "已通过", "refused": "未通过", "unchecked": "未检测"}
+
+
+def _pending_check(token: str) -> dict[str, Any]:
+    now = utcnow()
+    return {"status": "pending", "url_digest": token_digest(token), "url_expires": now + dt.timedelta(
+        seconds=MEDIA_URL_SECONDS), "submitted_at": now}  # fmt: skip
+
+
+def refusal_reason(label: Any) -> str:
+    what = MEDIA_LABELS.get(label, "不当内容") if isinstance(label, int) else "不当内容"
+    return f"图片未通过微信内容安全检测（疑似含有{what}），请更换图片后重新上传"
+
+
+def check_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the uploader sees of the content check."""
+    check = doc.get("media_check") or {"status": "unchecked"}
+    out: dict[str, Any] = {"check": check["status"], "check_label": CHECK_LABELS.get(check["status"], "")}
+    if check["status"] == "refused":
+        out["check_reason"] = check.get("reason") or refusal_reason(None)
+    return out
+
+
+async def _submit_media_check(services: Services, upload_id: str, openid: str, token: str) -> dict[str, Any]:
+    from yiwang.wechat import WeChatError, gateway
+
+    uploads = services.store["uploads"]
+    url = f"{services.config.public_url}/api/wechat/media/{upload_id}/{token}"
+    try:
+        trace_id = await gateway(services).media_check_async(openid, url, MEDIA_SCENE)
+    except WeChatError:
+        log.warning("image content check unavailable; kept unchecked", extra={"fields": {"upload": upload_id}})
+        await uploads.update_one({"_id": upload_id}, {"$set": {"media_check": {"status": "unchecked"}}})
+        return {"status": "unchecked"}
+    await uploads.update_one(
+        {"_id": upload_id, "media_check.status": "pending"}, {"$set": {"media_check.trace_id": trace_id}}
+    )
+    early = await services.store["media_checks"].find_one_and_update(
+        {"_id": trace_id}, {"$set": {"upload": upload_id}, "$setOnInsert": {"at": utcnow()}},
+        upsert=True, return_document=ReturnDocument.AFTER,
+    )  # fmt: skip
+    if early and early.get("suggest"):  # the push came before the answer
+        await _apply_verdict(services.store, upload_id, trace_id, early["suggest"], early.get("label"))
+    doc = await uploads.find_one({"_id": upload_id}, {"media_check": 1})
+    return dict(doc["media_check"]) if doc else {"status": "pending"}
+
+
+async def record_media_check(store: Store, trace_id: str, suggest: str, label: Any) -> None:
+    """WeChat's verdict for ``trace_id`` (from ``wxa_media_check``), applied to its upload."""
+    doc = await store["media_checks"].find_one_and_update(
+        {"_id": trace_id}, {"$set": {"suggest": suggest, "label": label, "at": utcnow()}},
+        upsert=True, return_document=ReturnDocument.AFTER,
+    )  # fmt: skip
+    if doc and doc.get("upload"):
+        await _apply_verdict(store, doc["upload"], trace_id, suggest, label)
+
+
+async def _apply_verdict(store: Store, upload_id: str, trace_id: str, suggest: str, label: Any) -> None:
+    status = {"risky": "refused", "review": "review", "pass": "pass"}.get(suggest)
+    if status is None:
+        return
+    check: dict[str, Any] = {"status": status, "trace_id": trace_id, "label": label, "decided_at": utcnow()}
+    if status == "refused":
+        check["reason"] = refusal_reason(label)
+    updated = await store["uploads"].find_one_and_update(
+        {"_id": upload_id, "media_check.trace_id": trace_id, "media_check.status": "pending"},
+        {"$set": {"media_check": check}},
+    )
+    if updated is not None and status == "refused":
+        log.info("upload refused by content check", extra={"fields": {"upload": upload_id, "label": label}})
+        await audit.record(store, audit.SYSTEM, "upload.refused", upload_id, channel="system",
+                           on_behalf_of=updated["owner"], detail={"label": label})  # fmt: skip
+
+
+async def media_for_check(services: Services, upload_id: str, token: str) -> tuple[str, bytes]:
+    """The image WeChat fetches to check it: only with the one-time token, only while pending."""
+    doc = await services.store["uploads"].find_one({"_id": upload_id}) if _UPLOAD_ID.match(upload_id) else None
+    check = (doc or {}).get("media_check") or {}
+    if (
+        doc is None
+        or check.get("status") != "pending"
+        or not constant_time_equal(check.get("url_digest", ""), token_digest(token))
+        or as_utc(check["url_expires"]) <= utcnow()
+    ):
+        raise NotFound("upload.not_found", "找不到该文件")
+    data = await _file_bytes(services, doc, "main")
+    await audit.record(services.store, audit.SYSTEM, "upload.read", upload_id, channel="system",
+                       purpose="content_security", on_behalf_of=doc["owner"])  # fmt: skip
+    return doc["content_type"], data
+
+
+async def checks_of(store: Store, upload_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The content check of each upload (for application views), read by _id."""
+    out = {}
+    for upload_id in dict.fromkeys(upload_ids):
+        doc = await store["uploads"].find_one({"_id": upload_id}, {"media_check": 1})
+        if doc is not None:
+            out[upload_id] = check_view(doc)
+    return out
