@@ -65,7 +65,9 @@ def _leave_address(config: Config, uri: str) -> None:
 async def open_services(config: Config, *, store: Store | None = None) -> Services:
     embedded = None
     watch: AuditWatch | None = None
-    cipher = FieldCipher(config.pii_key, config.blind_index_key, config.pii_keys_previous)
+    cipher = FieldCipher(
+        config.pii_key, config.blind_index_key, config.pii_keys_previous, config.blind_index_keys_previous
+    )
     if store is None:
         uri = config.mongodb_uri
         if not uri:
@@ -102,6 +104,11 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
 
             resealer = services.extras["resealer"] = Resealer(store, services.cipher)
             resealer.start()
+        if config.blind_index_keys_previous:  # a blind-index key rotation is under way: re-index in the background
+            from yiwang.keyrotation import Reindexer
+
+            reindexer = services.extras["reindexer"] = Reindexer(store, services.cipher)
+            reindexer.start()
         if config.demo_data:
             from yiwang.seed import load_demo_data
 

@@ -90,6 +90,8 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "daily_counts": [],  # per local day, maintained on submission (yiwang.activity); read by _id
     "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86400, name="created_ttl")],
     "uploads": [IndexModel([("owner", ASCENDING)], name="owner")],
+    # blind-index key rotation (yiwang.keyrotation): old index → new, for reading the audit trail across it
+    "index_aliases": [],
     # uploads' sealed bytes (yiwang.filestore): read by _id "<files_id>.<n>"; files_id for clean-ups
     "file_chunks": [IndexModel([("files_id", ASCENDING)], name="files_id")],
     "notifications": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")],
