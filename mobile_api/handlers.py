@@ -579,9 +579,10 @@ class UploadsHandler(MobileHandler):
     max_body_bytes = uploads.MAX_BYTES + 64 * 1024  # the file and its multipart envelope
     async def post(self) -> None:
         applicant = await self.applicant()
-        self.write_json(
-            await uploads.store_upload(self.services, applicant.index, applicant.actor, self.upload_bytes()), 201
+        view = await uploads.store_upload(
+            self.services, applicant.index, applicant.actor, self.upload_bytes(), account_id=self.principal.account_id
         )
+        self.write_json(view, 201)
 
 
 class UploadHandler(MobileHandler):
@@ -656,7 +657,7 @@ class ApplicationsHandler(MobileHandler):
             submit=body.get("submit", True) is not False,
             idempotency_key=self.idempotency_key,
         )
-        self.write_json(applications.view(self.services, doc, detail=True), 200 if replayed else 201)
+        self.write_json(await applications.detail_view(self.services, doc), 200 if replayed else 201)
 
 
 class ApplicationHandler(MobileHandler):
@@ -683,7 +684,7 @@ class ApplicationHandler(MobileHandler):
     async def get(self, application_id: str) -> None:
         index = self.resident_index(LEVEL_APPLY)
         doc = await applications.open_for_applicant(self.services, index, self.principal.actor, application_id)
-        self.write_json(applications.view(self.services, doc, detail=True))
+        self.write_json(await applications.detail_view(self.services, doc))
 
     async def put(self, application_id: str) -> None:
         body = self.json_body()
@@ -691,7 +692,7 @@ class ApplicationHandler(MobileHandler):
         doc = await applications.update_draft(
             self.services, applicant, application_id, body.get("form"), body.get("materials")
         )
-        self.write_json(applications.view(self.services, doc, detail=True))
+        self.write_json(await applications.detail_view(self.services, doc))
 
 
 class SubmitHandler(MobileHandler):
@@ -711,7 +712,7 @@ class SubmitHandler(MobileHandler):
     async def post(self, application_id: str) -> None:
         applicant = await self.applicant()
         doc = await applications.submit_draft(self.services, applicant, application_id, self.idempotency_key)
-        self.write_json(applications.view(self.services, doc, detail=True))
+        self.write_json(await applications.detail_view(self.services, doc))
 
 
 class SupplementHandler(MobileHandler):
@@ -732,7 +733,7 @@ class SupplementHandler(MobileHandler):
         body = self.json_body()
         applicant = await self.applicant()
         doc = await applications.supplement(self.services, applicant, application_id, body.get("materials"))
-        self.write_json(applications.view(self.services, doc, detail=True))
+        self.write_json(await applications.detail_view(self.services, doc))
 
 
 class EvaluationHandler(MobileHandler):
@@ -1014,8 +1015,9 @@ class AgentUploadsHandler(MobileHandler):
             self.services, agent["_id"], self.get_query_argument("authorisation", ""), None
         )
         view = await uploads.store_upload(
-            self.services, auth["resident_index"], agents.agent_actor(agent), self.upload_bytes()
-        )
+            self.services, auth["resident_index"], agents.agent_actor(agent), self.upload_bytes(),
+            account_id=self.principal.account_id,
+        )  # fmt: skip
         await agents.record_activity(self.services, auth["_id"], "upload", view["id"])
         self.write_json(view, 201)
 
@@ -1051,7 +1053,7 @@ class AgentApplicationsHandler(MobileHandler):
             await agents.record_activity(
                 self.services, applicant.authorisation or "", "application.submitted", doc["_id"]
             )
-        self.write_json(applications.view(self.services, doc, detail=True), 200 if replayed else 201)
+        self.write_json(await applications.detail_view(self.services, doc), 200 if replayed else 201)
 
 
 class AgentApplicationHandler(MobileHandler):
@@ -1134,7 +1136,7 @@ class StaffApplicationHandler(MobileHandler):
 
     async def get(self, application_id: str) -> None:
         doc = await applications.staff_get(self.services, self.staff(), application_id)
-        self.write_json(applications.view(self.services, doc, detail=True))
+        self.write_json(await applications.detail_view(self.services, doc, for_staff=True))
 
 
 class StaffTransitionHandler(MobileHandler):
@@ -1174,7 +1176,7 @@ class StaffTransitionHandler(MobileHandler):
     async def post(self, application_id: str, action: str) -> None:
         body = self.json_body()
         doc = await applications.transition(self.services, self.staff(), application_id, action, body)
-        self.write_json(applications.view(self.services, doc, detail=True))
+        self.write_json(await applications.detail_view(self.services, doc, for_staff=True))
 
 
 class StaffRectificationsHandler(MobileHandler):

@@ -199,6 +199,13 @@ UPLOAD = obj(
         "height": {"type": ["integer", "null"]},
         "thumbnail": {"type": "boolean"},
         "created_at": DATETIME,
+        "check": {
+            "type": "string",
+            "enum": ["pending", "pass", "review", "refused", "unchecked"],
+            "description": "图片内容安全检测（微信 mediaCheckAsync）：检测中、通过、通过（待人工复核）、未通过、未检测",
+        },
+        "check_label": {"type": "string", "description": "检测状态的中文说明"},
+        "check_reason": {"type": "string", "description": "未通过时的原因（中文），请更换图片后重新上传"},
     },
     ["id", "content_type", "size"],
 )

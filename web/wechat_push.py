@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from web.base import APIHandler
-from yiwang import wechat_push
+from web.base import APIHandler, serve_as_download
+from yiwang import uploads, wechat_push
 
 
 class PushHandler(APIHandler):
@@ -27,5 +27,18 @@ class PushHandler(APIHandler):
         self.finish("success")
 
 
+class MediaHandler(APIHandler):
+    """The image WeChat's mediaCheckAsync fetches: a one-time URL, only while the check is pending."""
+
+    async def get(self, upload_id: str, token: str) -> None:
+        content_type, data = await uploads.media_for_check(self.services, upload_id, token)
+        serve_as_download(self, content_type, f"{upload_id}.jpg")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(data)
+
+
 def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
-    return [(r"/api/wechat/push", PushHandler)]
+    return [
+        (r"/api/wechat/push", PushHandler),
+        (r"/api/wechat/media/([0-9a-f]{32})/([0-9A-Za-z_-]{20,64})", MediaHandler),
+    ]

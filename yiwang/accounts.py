@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from yiwang import audit, throttle
 from yiwang.crypto import random_token, token_digest
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
-from yiwang.identity import OneNumber, mask_phone, number_index, parse_id_number, protect_number
+from yiwang.identity import OneNumber, mask_phone, parse_id_number, protect_number
 from yiwang.identity_verification import Verification, verifier
-from yiwang.people import NAME_PURPOSE, PHONE_PURPOSE, validate_name, validate_phone
+from yiwang.people import NAME_PURPOSE, PHONE_PURPOSE, stored_person_index, validate_name, validate_phone
 from yiwang.timeutil import utcnow
 from yiwang.wechat import gateway
 
@@ -171,9 +171,13 @@ async def login(services: Services, code: Any, device_id: Any = None) -> dict[st
         raise InvalidInput("session.code_required", "缺少微信登录凭证", fields={"code": "请提供 wx.login 返回的 code"})
     wx = await gateway(services).code_to_session(code)
     cipher = services.cipher
-    openid_index = cipher.blind_index(OPENID_PURPOSE, wx.openid)
+    openid_indexes = cipher.blind_indexes(OPENID_PURPOSE, wx.openid)
+    openid_index = openid_indexes[0]
     now = utcnow()
     accounts = services.store["wechat_accounts"]
+    if len(openid_indexes) > 1:  # blind-index key rotation: an account not yet re-indexed keeps its index
+        found = await accounts.find_one({"openid_index": {"$in": openid_indexes}}, {"openid_index": 1})
+        openid_index = found["openid_index"] if found else openid_index
     account = await accounts.find_one_and_update(
         {"openid_index": openid_index},
         {
@@ -299,7 +303,7 @@ async def checked_identity(
     if problems:
         raise InvalidInput("identity.bind_invalid", "实名信息填写有误", fields=problems)
     one = OneNumber("person", number)
-    index = number_index(services.cipher, one)
+    index = await stored_person_index(services.store, services.cipher, one)
     result = await identity_check(services, principal.account_id, index, address, name=clean_name, one=one)
     if not result.verified:
         await audit.record(

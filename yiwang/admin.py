@@ -13,6 +13,9 @@
     python -m yiwang.admin catalog export catalogue.json | import catalogue.json
     python -m yiwang.admin backup create --out /backup | restore FILE --data-dir DIR
     python -m yiwang.admin keys census | reseal
+    python -m yiwang.admin keys index-census | reindex
+    python -m yiwang.admin keys rotate-signing --department gz-psb
+    python -m yiwang.admin uploads import-disk
 
 Settings come from the environment as for the server (``yiwang/config.py``).
 With no ``MONGODB_URI``, the command uses the embedded database of ``DATA_DIR``:
@@ -210,6 +213,45 @@ async def keys_reseal(services: Services, args: argparse.Namespace) -> str:
     return "已重新加密：" + ("，".join(f"{k} {v} 项" for k, v in counts.items()) or "无需处理")
 
 
+async def keys_index_census(services: Services, args: argparse.Namespace) -> str:
+    from yiwang import keyrotation
+
+    left = await keyrotation.index_census(services.store, services.cipher)
+    if not left:
+        return "没有旧密钥的盲索引，可以移除 BLIND_INDEX_KEYS_PREVIOUS / no old-key index left"
+    return "\n".join(f"{name}\t{count}" for name, count in sorted(left.items()))
+
+
+async def keys_reindex(services: Services, args: argparse.Namespace) -> str:
+    from yiwang import keyrotation
+
+    counts = await keyrotation.reindex_all(services.store, services.cipher)
+    return "已重建盲索引：" + ("，".join(f"{k} {v} 项" for k, v in counts.items()) or "无需处理")
+
+
+async def keys_rotate_signing(services: Services, args: argparse.Namespace) -> str:
+    from yiwang import departments
+
+    key = await departments.rotate_signing_key(services, args.department, by=operator())
+    return f"新签名密钥 / new signing key: {key['kid']}（旧密钥已停用，仍可验证 / old key retired, still verifies）"
+
+
+async def keys_signing(services: Services, args: argparse.Namespace) -> str:
+    from yiwang import departments
+
+    rows = [f"{k['department']['code']}\t{k['kid']}\t{k['status']}\t{k['not_before']:%Y-%m-%d}\t"
+            f"{(k['not_after'] and format(k['not_after'], '%Y-%m-%d')) or '—'}"
+            for k in await departments.published_keys(services.store)]  # fmt: skip
+    return "\n".join(rows) or "（还没有签名密钥）"
+
+
+async def uploads_import_disk(services: Services, args: argparse.Namespace) -> str:
+    from yiwang import uploads
+
+    counts = await uploads.import_disk_uploads(services.store, services.cipher, services.config.data_dir)
+    return f"已迁入数据库 {counts['moved']} 个，已在库 {counts['already']} 个，无主 {counts['orphans']} 个"
+
+
 # ---- the parser -------------------------------------------------------------------------
 
 
@@ -284,9 +326,32 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.set_defaults(run=catalog_import)
 
-    keys = _group(groups, "keys", "个人信息密钥 / personal-data keys")
+    keys = _group(groups, "keys", "密钥轮换 / key rotation (PII, blind index, SM2 signing)")
     keys.add_parser("census", help="各密钥加密的数据量 / values per key").set_defaults(run=keys_census)
     keys.add_parser("reseal", help="用当前密钥重新加密 / re-seal under the current key").set_defaults(run=keys_reseal)
+    keys.add_parser(
+        "index-census", help="仍用旧盲索引密钥的数据量 / values still indexed by an old blind-index key"
+    ).set_defaults(run=keys_index_census)
+    keys.add_parser(
+        "reindex", help="用当前盲索引密钥重建索引 / re-index under the current blind-index key"
+    ).set_defaults(run=keys_reindex)
+    rotate = keys.add_parser(
+        "rotate-signing",
+        help="为部门换新的 SM2 签名密钥，旧密钥停用但仍公布、仍可验证 / "
+        "a new SM2 signing key for a department; the old one is retired, still published, still verifies",
+    )
+    rotate.add_argument("--department", required=True, help="部门编码 / department code, e.g. gz-psb")
+    rotate.set_defaults(run=keys_rotate_signing)
+    keys.add_parser(
+        "signing", help="各部门签名密钥及有效期 / departments' signing keys and validity"
+    ).set_defaults(run=keys_signing)
+
+    up = _group(groups, "uploads", "上传文件 / uploads")
+    up.add_parser(
+        "import-disk",
+        help="把本机 DATA_DIR/uploads 中的旧文件迁入数据库（每台主机运行一次）/ "
+        "move this host's DATA_DIR/uploads into the database (once per host)",
+    ).set_defaults(run=uploads_import_disk)
 
     groups.add_parser("backup", help="内嵌数据库备份：见 python -m yiwang.backup --help / embedded database backups",
                       add_help=False)  # fmt: skip

@@ -351,7 +351,7 @@ async def queue(services: Services, agent_doc: Document) -> dict[str, Any]:
 
 async def agent_application(services: Services, agent_doc: Document, application_id: Any) -> dict[str, Any]:
     """One application the agent filed (form and materials included; never the certificates' contents)."""
-    from yiwang.applications import view
+    from yiwang.applications import detail_view
 
     doc = None
     if isinstance(application_id, str):
@@ -367,4 +367,4 @@ async def agent_application(services: Services, agent_doc: Document, application
         channel="agent",
         on_behalf_of=doc["applicant"]["index"],
     )
-    return view(services, doc, detail=True)
+    return await detail_view(services, doc)

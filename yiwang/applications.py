@@ -269,6 +269,9 @@ async def validate_materials(
             if upload is None:
                 problems[where] = "找不到该上传文件"
                 continue
+            if (upload.get("media_check") or {}).get("status") == "refused":
+                problems[where] = "该图片未通过内容安全检测，请更换图片后重新上传"
+                continue
             clean.append({"material": spec["id"], "name": spec["name"], "kind": "upload", "upload": upload["_id"]})
             continue
         if not spec.get("certificate_type"):
@@ -816,6 +819,26 @@ def view(services: Services, doc: Mapping[str, Any], *, detail: bool = False) ->
             }
             for h in doc["history"]
         ]
+    return out
+
+
+async def detail_view(services: Services, doc: Mapping[str, Any], *, for_staff: bool = False) -> dict[str, Any]:
+    """The detailed view, with each uploaded material's content check: the resident (or their agent)
+    sees a refused image marked with WeChat's reason; staff never see a refused image (it is withheld)."""
+    out = view(services, doc, detail=True)
+    from yiwang.uploads import checks_of
+
+    checks = await checks_of(services.store, [m["upload"] for m in out["materials"] if m.get("kind") == "upload"])
+    materials = []
+    for shown in out["materials"]:
+        check = checks.get(shown.get("upload", ""), {}) if shown.get("kind") == "upload" else {}
+        if not for_staff:
+            materials.append({**shown, **check})
+        elif check.get("check") == "refused":
+            materials.append({"material": shown["material"], "name": shown["name"], "kind": "upload", "withheld": True})
+        else:
+            materials.append(shown)
+    out["materials"] = materials
     return out
 
 

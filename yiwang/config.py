@@ -46,6 +46,10 @@ SETTINGS: tuple[Setting, ...] = (
         "retired PII keys still readable (hex, comma-separated) while a background job re-seals their data",
     ),
     Setting("BLIND_INDEX_KEY", None, "hex 32-byte HMAC-SM3 key for blind indexes", secret=True),
+    Setting(
+        "BLIND_INDEX_KEYS_PREVIOUS", "",
+        "retired blind-index keys (hex, comma-separated): lookups try them while a background job re-indexes",
+    ),
     Setting("COOKIE_SECRET", None, "secret for signed cookies (console, kiosk sessions)", secret=True),
     Setting("WECHAT_APPID", "wx0000000000000000", "mini-program appid"),
     Setting("WECHAT_SECRET", None, "mini-program app secret", secret=True),
@@ -94,6 +98,7 @@ class Config:
     audit_verify_seconds: int = 60
     wechat_templates: Mapping[str, Any] = field(default_factory=dict)
     pii_keys_previous: tuple[bytes, ...] = field(default=(), repr=False)
+    blind_index_keys_previous: tuple[bytes, ...] = field(default=(), repr=False)
     wechat_miniprogram_state: str = "formal"
     wechat_lang: str = "zh_CN"
     metrics_token: str = field(default="", repr=False)
@@ -165,7 +170,7 @@ def _generated_secrets(data_dir: Path) -> dict[str, str]:
     return values
 
 
-def _previous_keys(value: str, current: bytes) -> tuple[bytes, ...]:
+def _previous_keys(value: str, current: bytes, name: str = "PII_KEY") -> tuple[bytes, ...]:
     keys: list[bytes] = []
     for part in (p.strip() for p in value.split(",")):
         if not part:
@@ -174,10 +179,12 @@ def _previous_keys(value: str, current: bytes) -> tuple[bytes, ...]:
             key = bytes.fromhex(part)
         except ValueError:
             key = b""
-        if len(key) != _HEX_LENGTHS["PII_KEY"]:
-            raise InvalidInput("config.invalid", "PII_KEYS_PREVIOUS 中的每个密钥必须是 16 字节的十六进制")
+        if len(key) != _HEX_LENGTHS[name]:
+            raise InvalidInput(
+                "config.invalid", f"{name}S_PREVIOUS 中的每个密钥必须是 {_HEX_LENGTHS[name]} 字节的十六进制"
+            )
         if key == current:
-            raise InvalidInput("config.invalid", "PII_KEYS_PREVIOUS 不能包含当前的 PII_KEY")
+            raise InvalidInput("config.invalid", f"{name}S_PREVIOUS 不能包含当前的 {name}")
         keys.append(key)
     return tuple(keys)
 
@@ -252,6 +259,9 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         pii_key=bytes.fromhex(raw["PII_KEY"] or ""),
         pii_keys_previous=_previous_keys(raw["PII_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["PII_KEY"] or "")),
         blind_index_key=bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""),
+        blind_index_keys_previous=_previous_keys(
+            raw["BLIND_INDEX_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""), "BLIND_INDEX_KEY"
+        ),
         cookie_secret=raw["COOKIE_SECRET"] or "",
         wechat_appid=raw["WECHAT_APPID"] or "",
         wechat_secret=raw["WECHAT_SECRET"] or "",

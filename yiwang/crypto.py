@@ -104,7 +104,13 @@ class FieldCipher:
     the reader still names the purpose it expects, and a mismatch fails.
     """
 
-    def __init__(self, encryption_key: bytes, index_key: bytes, previous_keys: tuple[bytes, ...] = ()) -> None:
+    def __init__(
+        self,
+        encryption_key: bytes,
+        index_key: bytes,
+        previous_keys: tuple[bytes, ...] = (),
+        previous_index_keys: tuple[bytes, ...] = (),
+    ) -> None:
         keys = (encryption_key, *previous_keys)
         if any(len(k) != SM4_KEY_BYTES for k in keys):
             raise InvalidInput("crypto.key", "SM4 密钥长度必须为 16 字节")
@@ -112,6 +118,7 @@ class FieldCipher:
         self._kid = key_id(encryption_key)
         self._keys = {key_id(k): k for k in keys}
         self._index_key = index_key
+        self._previous_index_keys = tuple(k for k in previous_index_keys if k != index_key)
 
     @property
     def current_key_id(self) -> str:
@@ -172,6 +179,24 @@ class FieldCipher:
 
     def blind_index(self, purpose: str, value: str) -> str:
         return hmac_sm3(self._index_key, purpose.encode() + b"\x00" + value.encode()).hex()
+
+    # Blind-index key rotation: new indexes use the current key; while older keys are configured,
+    # lookups try every key's index (:meth:`blind_indexes`) and a job rewrites the old ones
+    # (``yiwang.keyrotation.reindex_all``, from :meth:`index_rewrites`).
+
+    @property
+    def index_rotating(self) -> bool:
+        return bool(self._previous_index_keys)
+
+    def blind_indexes(self, purpose: str, value: str) -> list[str]:
+        """The value's index under the current key, then under each previous key."""
+        data = purpose.encode() + b"\x00" + value.encode()
+        return [hmac_sm3(k, data).hex() for k in (self._index_key, *self._previous_index_keys)]
+
+    def index_rewrites(self, purpose: str, value: str) -> dict[str, str]:
+        """{index under a previous key: index under the current key} for one clear value."""
+        current, *old = self.blind_indexes(purpose, value)
+        return dict.fromkeys(old, current)
 
 
 _SEAL_V2 = b"\x02"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,11 +136,15 @@ def key_id(public_key_raw: bytes) -> str:
     return sm3(public_key_raw)[:8].hex()
 
 
+SIGNER_CACHE_SECONDS = 60.0  # a rotation made by another process is taken up within this
+
+
 @dataclass
 class KeyRing:
-    """In-process cache of signers and public keys (read-mostly)."""
+    """In-process cache of signers (60 s, so another process's rotation is seen) and public keys
+    (immutable once published: a key's status and validity are re-read for the published list)."""
 
-    signers: dict[str, tuple[str, SM2Signer]] = field(default_factory=dict)
+    signers: dict[str, tuple[float, str, SM2Signer]] = field(default_factory=dict)
     public: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     async def aclose(self) -> None:
@@ -154,36 +159,67 @@ def keyring(services: Services) -> KeyRing:
     return ring  # type: ignore[no-any-return]
 
 
+async def _new_key_doc(services: Services, dept_code: str, generation: int) -> dict[str, Any]:
+    signer = await services.offload.run(SM2Signer.generate)
+    raw = signer.public_key_raw()
+    now = utcnow()
+    return {
+        "_id": f"{dept_code}:{generation}",
+        "kid": key_id(raw),
+        "department": dept_code,
+        "generation": generation,
+        "public_key": raw.hex(),
+        "public_pem": signer.public_pem(),
+        "private_sealed": services.cipher.seal(SIGNING_KEY_PURPOSE, signer.private_pem().decode()),
+        "status": "active",
+        "created_at": now,
+        "not_before": now,
+        "not_after": None,
+    }
+
+
 async def signer_for(services: Services, department_code: str) -> tuple[str, SM2Signer]:
-    """The department's active (kid, signer); created on first use."""
+    """The department's active (kid, signer), the newest if a rotation is under way; created on first use."""
     ring = keyring(services)
     cached = ring.signers.get(department_code)
-    if cached is not None:
-        return cached
+    if cached is not None and time.monotonic() - cached[0] < SIGNER_CACHE_SECONDS:
+        return cached[1], cached[2]
     dept = department(department_code)
     keys = services.store["signing_keys"]
-    doc = await keys.find_one({"department": dept.code, "status": "active"})
+    doc = await keys.find_one({"department": dept.code, "status": "active"}, sort=[("created_at", -1)])
     if doc is None:
-        signer = await services.offload.run(SM2Signer.generate)
-        raw = signer.public_key_raw()
-        doc = {
-            "_id": f"{dept.code}:1",
-            "kid": key_id(raw),
-            "department": dept.code,
-            "public_key": raw.hex(),
-            "public_pem": signer.public_pem(),
-            "private_sealed": services.cipher.seal(SIGNING_KEY_PURPOSE, signer.private_pem().decode()),
-            "status": "active",
-            "created_at": utcnow(),
-        }
+        doc = await _new_key_doc(services, dept.code, 1)
         try:
             await keys.insert_one(doc)
         except DuplicateKeyError:  # another request created it first
             doc = await keys.find_one({"_id": f"{dept.code}:1"})
             assert doc is not None
     signer = SM2Signer.from_pem(services.cipher.open(SIGNING_KEY_PURPOSE, doc["private_sealed"]).encode())
-    ring.signers[department_code] = (doc["kid"], signer)
+    ring.signers[department_code] = (time.monotonic(), doc["kid"], signer)
     return doc["kid"], signer
+
+
+async def rotate_signing_key(services: Services, department_code: str, *, by: audit.Actor) -> dict[str, Any]:
+    """A new SM2 key for the department: new signatures use it; the old one is retired
+    (``not_after`` = now) and stays published, so what it signed still verifies."""
+    dept = department(department_code)
+    keys = services.store["signing_keys"]
+    current = [d async for d in keys.find({"department": dept.code})]
+    generation = max((int(d.get("generation") or str(d["_id"]).rsplit(":", 1)[-1]) for d in current), default=0) + 1
+    doc = await _new_key_doc(services, dept.code, generation)
+    try:
+        await keys.insert_one(doc)
+    except DuplicateKeyError:
+        raise Conflict("signing_key.rotation_running", "另一次密钥轮换正在进行，请稍后再试") from None
+    now = doc["created_at"]
+    await keys.update_many(
+        {"department": dept.code, "status": "active", "_id": {"$ne": doc["_id"]}},
+        {"$set": {"status": "retired", "not_after": now, "retired_at": now}},
+    )
+    keyring(services).signers.pop(dept.code, None)
+    await audit.record(services.store, by, "signing_key.rotate", f"signing_key:{doc['kid']}", channel="console",
+                       detail={"department": dept.code, "generation": generation})  # fmt: skip
+    return _public_view(doc)
 
 
 def _public_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -195,11 +231,14 @@ def _public_view(doc: dict[str, Any]) -> dict[str, Any]:
         "public_key_pem": doc["public_pem"],
         "status": doc["status"],
         "created_at": doc["created_at"],
+        # validity: signatures made from not_before until not_after (null: still signing) verify for good
+        "not_before": doc.get("not_before") or doc["created_at"],
+        "not_after": doc.get("not_after"),
     }
 
 
 async def public_key(services: Services, kid: str) -> dict[str, Any] | None:
-    """The published view of one key (cached), or None if unknown."""
+    """The published view of one key (cached: the public key never changes), or None if unknown."""
     ring = keyring(services)
     if kid in ring.public:
         return ring.public[kid]
@@ -207,6 +246,8 @@ async def public_key(services: Services, kid: str) -> dict[str, Any] | None:
     if doc is None:
         return None
     view = _public_view(doc)
+    if len(ring.public) >= 1024:
+        ring.public.clear()
     ring.public[kid] = view
     return view
 

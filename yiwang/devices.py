@@ -273,6 +273,7 @@ def parse_credential_header(value: str | None) -> tuple[str, str]:
 
 
 _AUTH_CACHE_SECONDS = 10.0
+_AUTH_CACHE_MAX = 20_000  # devices per process; entries older than _AUTH_CACHE_SECONDS are never used
 
 
 async def authenticate(services: Services, device_id: str, credential: str, machine: str | None = None) -> Device:
@@ -301,7 +302,13 @@ async def authenticate(services: Services, device_id: str, credential: str, mach
         raise Forbidden("device.revoked", "该设备已停用")
     _check_machine(doc.get("machine"), machine)
     device = _device(doc)
-    cache[device_id] = (time.monotonic(), digest, device, doc.get("machine"))
+    now = time.monotonic()
+    if len(cache) >= _AUTH_CACHE_MAX:  # bounded: drop what has expired, and if still full, everything
+        for stale in [k for k, v in cache.items() if now - v[0] >= _AUTH_CACHE_SECONDS]:
+            del cache[stale]
+        if len(cache) >= _AUTH_CACHE_MAX:
+            cache.clear()
+    cache[device_id] = (now, digest, device, doc.get("machine"))
     return device
 
 

@@ -238,6 +238,16 @@ def number_index(cipher: FieldCipher, number: OneNumber) -> str:
     return cipher.blind_index(NUMBER_PURPOSE, number.value)
 
 
+def number_indexes(cipher: FieldCipher, number: OneNumber) -> list[str]:
+    """The number's index under the current blind-index key, then under each previous one (rotation)."""
+    return cipher.blind_indexes(NUMBER_PURPOSE, number.value)
+
+
+def index_match(indexes: list[str]) -> str | dict[str, list[str]]:
+    """A query value matching any of ``indexes`` (plain equality outside a rotation: no ``$in`` scan)."""
+    return indexes[0] if len(indexes) == 1 else {"$in": indexes}
+
+
 def reveal_number(cipher: FieldCipher, stored: dict[str, str]) -> OneNumber:
     value = cipher.open(NUMBER_PURPOSE, stored["sealed"])
     if stored["kind"] == "person":

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from yiwang.identity import OneNumber, number_index
-from yiwang.people import name_matches
+from yiwang.identity import OneNumber
+from yiwang.people import name_matches, stored_person_index
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -40,7 +40,7 @@ class DemoPopulationVerifier:
     name = "demo_population"
 
     async def verify(self, services: Services, name: str, number: OneNumber) -> Verification:
-        index = number_index(services.cipher, number)
+        index = await stored_person_index(services.store, services.cipher, number)
         ok = await name_matches(services.store, services.cipher, index, name)
         return Verification(ok, LEVEL_POPULATION_CHECKED if ok else 1, self.name)
 

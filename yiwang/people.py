@@ -16,10 +16,11 @@ from yiwang.crypto import FieldCipher
 from yiwang.errors import InvalidInput, NotFound
 from yiwang.identity import (
     OneNumber,
+    index_match,
     mask_name,
     mask_phone,
     normalize_credit_code,
-    number_index,
+    number_indexes,
     parse_id_number,
     parse_one_number,
     protect_number,
@@ -79,10 +80,11 @@ async def register_resident(
     parsed = parse_id_number(id_number)
     clean_name = validate_name(name)
     number = OneNumber("person", parsed.number)
-    index = number_index(cipher, number)
-    existing = await store["residents"].find_one({"number.index": index})
+    indexes = number_indexes(cipher, number)
+    existing = await store["residents"].find_one({"number.index": index_match(indexes)})
     if existing is not None:
         return _person(existing)
+    index = indexes[0]
     doc: Document = {
         "_id": uuid.uuid4().hex,
         "number": protect_number(cipher, number),
@@ -100,8 +102,19 @@ async def register_resident(
 
 async def resident_by_number(store: Store, cipher: FieldCipher, raw_number: str) -> Person | None:
     number = parse_one_number(raw_number)
-    doc = await store["residents"].find_one({"number.index": number_index(cipher, number)})
+    doc = await store["residents"].find_one({"number.index": index_match(number_indexes(cipher, number))})
     return _person(doc) if doc else None
+
+
+async def stored_person_index(store: Store, cipher: FieldCipher, number: OneNumber) -> str:
+    """The index a person's records are kept under: during a blind-index key rotation a resident
+    not yet re-indexed is found under an older key's index (and their records with it)."""
+    indexes = number_indexes(cipher, number)
+    if len(indexes) > 1:
+        doc = await store["residents"].find_one({"number.index": {"$in": indexes}}, {"number.index": 1})
+        if doc is not None:
+            return str(doc["number"]["index"])
+    return indexes[0]
 
 
 async def resident_by_index(store: Store, index: str) -> Person:
@@ -135,13 +148,17 @@ async def register_company(
 ) -> str:
     code = normalize_credit_code(credit_code)
     number = OneNumber("organisation", code)
-    index = number_index(cipher, number)
+    indexes = number_indexes(cipher, number)
+    existing = await store["companies"].find_one({"number.index": index_match(indexes)}, {"number.index": 1})
+    if existing is not None:
+        return str(existing["number"]["index"])
+    index = indexes[0]
     rep = OneNumber("person", parse_id_number(legal_representative_id).number)
     doc: Document = {
         "_id": uuid.uuid4().hex,
         "number": protect_number(cipher, number),
         "name": name,  # a company's name is public register data, not personal data
-        "legal_representative_index": number_index(cipher, rep),
+        "legal_representative_index": await stored_person_index(store, cipher, rep),
         "region": region,
         "created_at": utcnow(),
     }

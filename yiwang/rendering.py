@@ -52,7 +52,7 @@ def font_path() -> str:
     raise RuntimeError("no CJK font found: install fonts-wqy-microhei or fonts-noto-cjk")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=32)  # a handful of sizes in the layouts
 def font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(font_path(), size)
 
@@ -97,7 +97,7 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, size: int, width: int) -> tuple[s
     return text + "…", f
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # the text names the copy's purpose and time: unbounded without a size
 def _watermark_tile(text: str, colour: tuple[int, int, int, int]) -> Image.Image:
     f = font(34)
     left, top, right, bottom = (int(v) for v in f.getbbox(text))

@@ -18,7 +18,7 @@ from yiwang.catalog import Catalog
 from yiwang.config import Config
 from yiwang.crypto import FieldCipher
 from yiwang.embedded import EmbeddedMongo
-from yiwang.store import Store
+from yiwang.store import MigrationContext, Store
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ def _leave_address(config: Config, uri: str) -> None:
 async def open_services(config: Config, *, store: Store | None = None) -> Services:
     embedded = None
     watch: AuditWatch | None = None
+    cipher = FieldCipher(
+        config.pii_key, config.blind_index_key, config.pii_keys_previous, config.blind_index_keys_previous
+    )
     if store is None:
         uri = config.mongodb_uri
         if not uri:
@@ -75,11 +78,11 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
             log.info("embedded database started", extra={"fields": {"engine": config.embedded_engine}})
         store = Store.connect(uri, config.mongodb_db)
     try:
-        await store.prepare()
+        await store.prepare(MigrationContext(config.data_dir, cipher))
         services = Services(
             config=config,
             store=store,
-            cipher=FieldCipher(config.pii_key, config.blind_index_key, config.pii_keys_previous),
+            cipher=cipher,
             offload=Offloader(config.workers),
             catalog=Catalog(store),
             embedded=embedded,
@@ -101,6 +104,11 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
 
             resealer = services.extras["resealer"] = Resealer(store, services.cipher)
             resealer.start()
+        if config.blind_index_keys_previous:  # a blind-index key rotation is under way: re-index in the background
+            from yiwang.keyrotation import Reindexer
+
+            reindexer = services.extras["reindexer"] = Reindexer(store, services.cipher)
+            reindexer.start()
         if config.demo_data:
             from yiwang.seed import load_demo_data
 

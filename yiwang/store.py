@@ -11,12 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
+
+if TYPE_CHECKING:
+    from yiwang.crypto import FieldCipher
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +97,10 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "daily_counts": [],  # per local day, maintained on submission (yiwang.activity); read by _id
     "idempotency_keys": [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86400, name="created_ttl")],
     "uploads": [IndexModel([("owner", ASCENDING)], name="owner")],
+    # blind-index key rotation (yiwang.keyrotation): old index → new, for reading the audit trail across it
+    "index_aliases": [],
+    # uploads' sealed bytes (yiwang.filestore): read by _id "<files_id>.<n>"; files_id for clean-ups
+    "file_chunks": [IndexModel([("files_id", ASCENDING)], name="files_id")],
     "notifications": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")],
     "expiry_reminders": [],
     "evaluations": [IndexModel([("created_at", ASCENDING)], name="created_at")],  # console figures
@@ -131,7 +140,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "console_users": [IndexModel([("username", ASCENDING)], unique=True, name="username_unique")],
     "console_sessions": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expires_ttl")],
     "work_calendars": [],  # entered holiday schedules, one per year (yiwang.workcalendar)
-    # content-security results pushed by WeChat (yiwang.wechat_push), kept 30 days
+    # images' content-security checks by trace_id → upload, and WeChat's pushed verdicts (yiwang.uploads), 30 days
     "media_checks": [IndexModel([("at", ASCENDING)], expireAfterSeconds=30 * 86400, name="at_ttl")],
     # yiwang.throttle: one counter per (limit, key digest); ended windows expire
     "throttles": [IndexModel([("window_end", ASCENDING)], expireAfterSeconds=0, name="window_end_ttl")],
@@ -143,24 +152,48 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "content_images": [],  # notice/banner images, re-encoded (yiwang.content_images)
 }
 
-Migration = Callable[["Store"], Awaitable[None]]
+@dataclass(frozen=True)
+class MigrationContext:
+    """What a migration may need besides the database: this host's files and the keys."""
+
+    data_dir: Path
+    cipher: FieldCipher
 
 
-async def _initial_schema(store: Store) -> None:
+class MigrationDeferred(Exception):
+    """A migration that cannot run here (no context: a test store, a tool); left for the server's start."""
+
+
+Migration = Callable[["Store", "MigrationContext | None"], Awaitable[None]]
+
+
+async def _initial_schema(store: Store, context: MigrationContext | None) -> None:
     """Version 1: the collections and indexes above; nothing to transform."""
 
 
-async def _daily_counts(store: Store) -> None:
+async def _daily_counts(store: Store, context: MigrationContext | None) -> None:
     """Version 2: per-day application counts (yiwang.activity) from the applications already there."""
     from yiwang import activity
 
     await activity.backfill(store)
 
 
+async def _uploads_into_database(store: Store, context: MigrationContext | None) -> None:
+    """Version 3: uploads sealed on this host's disk move into ``file_chunks`` (yiwang.uploads).
+    Another host's files: ``python -m yiwang.admin uploads import-disk`` there; until then they
+    are read from that host's disk."""
+    if context is None:
+        raise MigrationDeferred("needs DATA_DIR and the keys")
+    from yiwang.uploads import import_disk_uploads
+
+    await import_disk_uploads(store, context.cipher, context.data_dir)
+
+
 # Ordered, append-only. Each runs once; the version reached is kept in `meta`.
 MIGRATIONS: Sequence[tuple[int, str, Migration]] = (
     (1, "initial schema", _initial_schema),
     (2, "daily application counts", _daily_counts),
+    (3, "uploads from DATA_DIR/uploads into the database", _uploads_into_database),
 )
 
 
@@ -192,7 +225,7 @@ class Store:
             if models:
                 await self.db[name].create_indexes(list(models))
 
-    async def migrate(self) -> int:
+    async def migrate(self, context: MigrationContext | None = None) -> int:
         meta = self.db["meta"]
         current = await meta.find_one({"_id": "schema_version"})
         version = int(current["version"]) if current else 0
@@ -200,7 +233,11 @@ class Store:
             if number <= version:
                 continue
             log.info("migration", extra={"fields": {"version": number, "title": title}})
-            await step(self)
+            try:
+                await step(self, context)
+            except MigrationDeferred:
+                log.info("migration deferred", extra={"fields": {"version": number, "title": title}})
+                break
             await meta.update_one(
                 {"_id": "schema_version"},
                 {"$set": {"version": number, "title": title, "at": utcnow()}},
@@ -209,9 +246,9 @@ class Store:
             version = number
         return version
 
-    async def prepare(self) -> None:
+    async def prepare(self, context: MigrationContext | None = None) -> None:
         await self.ensure_indexes()
-        await self.migrate()
+        await self.migrate(context)
 
     async def ping(self) -> bool:
         try:

@@ -1,8 +1,11 @@
 """In-process wake-ups for requests that wait on something another request does
 (a phone releasing certificates to a kiosk, a phone picking up a copy).
 
-The database stays the truth — waiters also poll it, so a change made by another
-process is seen — but within one process the waiter is woken at once.
+The database stays the truth and is what crosses processes: every waiter also reads
+its document every ``POLL_SECONDS`` (0.5 s, by ``_id``), so a release made by another
+process is seen within that (``tests/test_two_processes.py``); within one process the
+waiter is woken at once. One event per waited-on key, shared by its waiters and
+dropped when the last one leaves (bounded by the requests waiting).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ if TYPE_CHECKING:
 @dataclass
 class WakeUps:
     events: dict[str, asyncio.Event] = field(default_factory=dict)
+    waiters: dict[str, int] = field(default_factory=dict)
 
     def event(self, key: str) -> asyncio.Event:
+        self.waiters[key] = self.waiters.get(key, 0) + 1
         return self.events.setdefault(key, asyncio.Event())
 
     def notify(self, key: str) -> None:
@@ -28,6 +33,12 @@ class WakeUps:
             event.set()
 
     def forget(self, key: str) -> None:
+        """One waiter leaves; the event goes with the last (another waiter on the same key keeps it)."""
+        left = self.waiters.get(key, 0) - 1
+        if left > 0:
+            self.waiters[key] = left
+            return
+        self.waiters.pop(key, None)
         self.events.pop(key, None)
 
     async def aclose(self) -> None:
@@ -35,6 +46,7 @@ class WakeUps:
         for event in self.events.values():
             event.set()
         self.events.clear()
+        self.waiters.clear()
 
 
 def wakeups(services: Services, concept: str) -> WakeUps:

@@ -318,6 +318,24 @@ class WeChatGateway:
             raise error if isinstance(error, WeChatError) else WeChatError("wechat.error", error.message, errcode)
         raise map_errcode(None)
 
+    async def media_check_async(self, openid: str, media_url: str, scene: int) -> str:
+        """mediaCheckAsync v2 for an image WeChat fetches from ``media_url``; returns the ``trace_id``
+        that WeChat's ``wxa_media_check`` push (``/api/wechat/push``) will carry with the verdict."""
+        token = await self.access_token()
+        body = {"media_url": media_url, "media_type": 2, "version": 2, "scene": scene, "openid": openid}
+        for attempt in range(2):
+            result = await self._post_json("/wxa/media_check_async", body, {"access_token": token})
+            errcode = result.get("errcode", 0)
+            trace_id = result.get("trace_id")
+            if errcode == 0 and isinstance(trace_id, str) and 0 < len(trace_id) <= 128:
+                return trace_id
+            if errcode in TOKEN_ERRORS and attempt == 0:
+                token = await self.recover_token(token)
+                continue
+            error = map_errcode(errcode)
+            raise error if isinstance(error, WeChatError) else WeChatError("wechat.error", error.message, errcode)
+        raise map_errcode(None)
+
     async def account_templates(self) -> list[dict[str, Any]]:
         """The account's own subscribe-message templates (``getTemplateList``)."""
         token = await self.access_token()

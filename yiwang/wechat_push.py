@@ -6,7 +6,8 @@ Configured in the mini-program's back office (开发管理 › 消息推送): UR
 every event (POST) are verified with WeChat's signature; events are decrypted
 with wechatpy's ``WeChatCrypto``. Content-security results (``wxa_media_check``,
 the answer to ``mediaCheckAsync``) are recorded by ``trace_id`` in
-``media_checks``; other events are acknowledged and ignored.
+``media_checks`` and applied to the upload that was submitted (``yiwang.uploads``);
+other events are acknowledged and ignored.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from yiwang.errors import Forbidden, InvalidInput, NotFound
-from yiwang.timeutil import utcnow
 
 if TYPE_CHECKING:
     from yiwang.config import Config
@@ -80,11 +80,9 @@ async def handle_event(store: Store, event: dict[str, Any]) -> str:
         raw = event.get("result")
         result: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if trace_id:
-            await store["media_checks"].update_one(
-                {"_id": trace_id},
-                {"$set": {"suggest": str(result.get("suggest", "")), "label": result.get("label"), "at": utcnow()}},
-                upsert=True,
-            )
+            from yiwang.uploads import record_media_check
+
+            await record_media_check(store, trace_id, str(result.get("suggest", "")), result.get("label"))
     else:
         log.info("wechat push event ignored", extra={"fields": {"event": name[:40]}})
     return name

@@ -52,6 +52,7 @@ class FakeWeChat:
     risky_words: set[str] = field(default_factory=lambda: {"违禁词"})
     review_words: set[str] = field(default_factory=lambda: {"待审词"})
     checked_texts: list[dict[str, Any]] = field(default_factory=list)
+    media_jobs: list[dict[str, Any]] = field(default_factory=list)  # mediaCheckAsync requests, with trace_id
     phone_appid: str | None = None  # the appid the phone watermark names (default: this appid)
     phone_country: str = "86"
 
@@ -213,6 +214,23 @@ class FakeWeChat:
         return web.json_response({"errcode": 0, "errmsg": "ok", "result": {"suggest": suggest, "label": label},
                                   "detail": [], "trace_id": secrets.token_hex(8)})  # fmt: skip
 
+    async def media_check_async(self, request: web.Request) -> web.Response:
+        """mediaCheckAsync v2: accepts the job and answers a trace_id; the verdict comes later, as a push
+        the test sends (``media_jobs`` holds what was asked, the test fetches ``media_url`` as WeChat would)."""
+        self.calls.append("media_check_async")
+        forced = self._forced(request.path)
+        if forced:
+            return forced
+        if not self._valid_token(request.query.get("access_token")):
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        data = await request.json()
+        if (data.get("version") != 2 or data.get("media_type") not in (1, 2) or data.get("scene") not in (1, 2, 3, 4)
+                or not data.get("openid") or not str(data.get("media_url", "")).startswith(("http://", "https://"))):
+            return web.json_response({"errcode": 47001, "errmsg": "data format error"})
+        trace_id = secrets.token_hex(12)
+        self.media_jobs.append({**data, "trace_id": trace_id})
+        return web.json_response({"errcode": 0, "errmsg": "ok", "trace_id": trace_id})
+
     async def get_templates(self, request: web.Request) -> web.Response:
         self.calls.append("gettemplate")
         forced = self._forced(request.path)
@@ -232,4 +250,5 @@ class FakeWeChat:
         app.router.add_post("/cgi-bin/message/subscribe/send", self.subscribe_send)
         app.router.add_get("/wxaapi/newtmpl/gettemplate", self.get_templates)
         app.router.add_post("/wxa/msg_sec_check", self.msg_sec_check)
+        app.router.add_post("/wxa/media_check_async", self.media_check_async)
         return app
