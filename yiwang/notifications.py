@@ -63,6 +63,10 @@ DEFAULT_TEMPLATES: Mapping[str, Template] = {
             "certificate_expiry", "yiwang-certificate-expiry",
             {"certificate": "thing1", "valid_until": "date2", "hint": "thing3"},
         ),
+        Template(  # yiwang.hall_queue: a remote ticket is near its turn
+            "queue_near", "yiwang-queue-near",
+            {"number": "character_string1", "hall": "thing2", "ahead": "number3", "hint": "thing4"},
+        ),
     )
 }  # fmt: skip
 # The built-in template ids by name (what a test or a development mini-program subscribes to).
