@@ -26,6 +26,7 @@ TICKET = obj(
         "status_label": {"type": "string"},
         "priority": {"type": ["string", "null"], "description": "appointment | elderly | disabled"},
         "source": {"type": "string", "enum": ["kiosk", "mobile", "appointment"]},
+        "transferred": {"type": "boolean", "description": "由其他窗口转入"},
         "window": NULLABLE_STR,
         "taken_at": DATETIME,
         "called_at": {"type": ["string", "null"]},

@@ -197,3 +197,16 @@ async def test_a_ticket_handled_meanwhile_cannot_be_transferred(services) -> Non
         await hall_queue.transfer(services, HALL, "A01", CLERK, to_category="B")
     assert refused.value.code == "queue.none_called"
     assert (await services.store["queue_tickets"].find_one({"_id": doc["_id"]}))["status"] == "done"
+
+
+async def test_a_call_that_finds_nothing_leaves_the_ticket_at_the_window_as_it_was(services) -> None:
+    await prepare_queue(services)
+    await take(services, "A")
+    await hall_queue.call_next(services, HALL, "A01", CLERK)
+    for number in ("Z999", None):
+        with pytest.raises(NotFound):
+            await hall_queue.call_next(services, HALL, "A01", CLERK, number=number)
+    with pytest.raises(InvalidInput):
+        await hall_queue.call_next(services, HALL, "A01", CLERK, number="bad")
+    doc = await services.store["queue_tickets"].find_one({"number": "A001"})
+    assert doc["status"] == "called" and doc["window"] == "A01"

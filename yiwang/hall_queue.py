@@ -249,6 +249,7 @@ def ticket_view(doc: Mapping[str, Any], *, ahead: int | None = None, wait_minute
         "status": doc["status"],
         "status_label": STATUS_LABELS.get(doc["status"], doc["status"]),
         "priority": doc.get("priority_reason") or None,
+        "transferred": bool(doc.get("transfers")),
         "source": doc.get("source", "kiosk"),
         "window": doc.get("window"),
         "taken_at": doc["taken_at"],
@@ -503,13 +504,6 @@ async def _current(store: Store, hall: str, window: str) -> Document | None:
     return doc
 
 
-async def _finish_current(services: Services, hall: str, window: str, by: audit.Actor) -> None:
-    """The ticket still called at this window is served: its service time is recorded."""
-    current = await _current(services.store, hall, window)
-    if current is not None:
-        await _settle(services, current, DONE, by)
-
-
 async def _settle(services: Services, current: Mapping[str, Any], status: str, by: audit.Actor) -> Document:
     now = utcnow()
     fields: Document = {"status": status, "done_at": now}
@@ -531,10 +525,10 @@ def _aware(moment: dt.datetime) -> dt.datetime:
 
 async def call_next(services: Services, hall: str, window: Any, by: audit.Actor, *,
                     number: Any = None) -> Document:
-    """Call the next ticket for this window (or the one numbered ``number``): the ticket still called
-    there is served first. Transferred tickets come first, then priority, then the order taken."""
+    """Call the next ticket for this window (or the one numbered ``number``); the ticket still called
+    there is then served (its service time recorded). If nothing can be called, nothing changes.
+    Transferred tickets come first, then priority, then the order taken."""
     hall_doc, config, window = await _window_context(services, hall, window)
-    await _finish_current(services, hall, window, by)
     day = today()
     now = utcnow()
     base: Document = {"hall": hall, "day": day, "status": WAITING}
@@ -548,12 +542,16 @@ async def call_next(services: Services, hall: str, window: Any, by: audit.Actor,
     update = {"$set": {"status": CALLED, "window": window, "called_at": now, "target_window": None,
                        "called_by": by.id},
               "$push": {"calls": {"window": window, "at": now}}}  # fmt: skip
+    previous = await _current(services.store, hall, window)
     doc = await services.store["queue_tickets"].find_one_and_update(
         query, update, sort=[("priority", -1), ("taken_at", 1)], return_document=ReturnDocument.AFTER)
-    if doc is None:
+    if doc is None:  # nothing changed: the ticket at the window stays as it was
         if number not in (None, ""):
             raise NotFound("queue.number_not_waiting", f"{number} 号不在等候中")
         raise NotFound("queue.empty", "暂无等候的号票")
+    if previous is not None:  # the one still called here has been served
+        with contextlib.suppress(Conflict):
+            await _settle(services, previous, DONE, by)
     if doc.get("wait_seconds") is None:
         await services.store["queue_tickets"].update_one(
             {"_id": doc["_id"]}, {"$set": {"wait_seconds": (now - _aware(doc["taken_at"])).total_seconds()}})

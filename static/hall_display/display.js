@@ -16,14 +16,15 @@
       w.textContent = "";
       w.appendChild(document.createTextNode("请到 "));
       var b = document.createElement("b"); b.textContent = top.window; w.appendChild(b);
-      w.appendChild(document.createTextNode(" 号窗口" + (top.window_name ? "（" + top.window_name + "）" : "")));
+      w.appendChild(document.createTextNode(" 号窗口"));
+      text(document.getElementById("latest-window-name"), top.window_name || "");
       var latest = document.querySelector(".latest");
       latest.classList.remove("flash"); void latest.offsetWidth; latest.classList.add("flash");
     }
     var history = document.getElementById("history");
     history.textContent = "";
     calls.slice(1, 9).forEach(function (c) {
-      var tr = document.createElement("tr"); cell(tr, c.number); cell(tr, c.window + " 号窗口"); history.appendChild(tr);
+      var tr = document.createElement("tr"); cell(tr, c.number); cell(tr, c.window + " 号窗口" + (c.kind === "recall" ? "（重呼）" : "")); history.appendChild(tr);
     });
     var waiting = document.getElementById("waiting");
     if (data.categories) {

@@ -23,5 +23,9 @@
   }
   var again = document.getElementById("reprint");
   if (again) again.addEventListener("click", print);
-  if (ticket.getAttribute("data-autoprint") === "1") print();
+  if (ticket.getAttribute("data-autoprint") === "1") {
+    // printed once: a reload or going back shows the ticket without printing it again
+    if (window.history && history.replaceState) history.replaceState(null, "", location.pathname);
+    print();
+  }
 })();
