@@ -139,4 +139,5 @@ class QueueDesk(ConsoleHandler):
         await self.authorise("queue.call", hall_place(hall, await self.halls()))
         state = await hall_queue.window_state(self.services, hall, None)
         figures = await hall_queue.day_figures(self.services.store, hall)
-        self.render_page("console/queue_desk.html", state=state, figures=figures)
+        may_configure = console_accounts.may(self.current, "queue.configure", hall_place(hall, await self.halls()))
+        self.render_page("console/queue_desk.html", state=state, figures=figures, may_configure=may_configure)

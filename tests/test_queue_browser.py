@@ -52,7 +52,8 @@ async def test_a_ticket_taken_at_the_kiosk_is_printed_and_shows_the_people_ahead
 ) -> None:
     for n, (viewport, tag) in enumerate(((PORTRAIT, "portrait"), (LANDSCAPE, "landscape"))):
         page = await page_factory(viewport)
-        await page.goto(kiosk_agent.url + "/kiosk/queue")
+        await page.goto(kiosk_agent.url + "/kiosk/")
+        await page.click("a.tile[href='/kiosk/queue']")  # 排队取号 on the home page
         await expect(page.locator("h1")).to_contain_text("排队取号")
         await expect(page.locator("button.queue-category")).to_have_count(4)
         await screenshot(page, f"queue-kiosk-categories-{tag}")
