@@ -8,7 +8,6 @@ import re
 
 import requests
 import schemathesis
-from tornado.web import RequestHandler
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -16,6 +15,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from tornado.web import RequestHandler
 
 import mobile_api
 from tests.mobile_support import LI, prepare
@@ -31,7 +31,9 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 def _concrete(path: str, operations: dict) -> str:
     """The path with each parameter filled by a value its schema allows."""
-    params = {p["name"]: p["schema"] for op in operations.values() for p in op.get("parameters", []) if p["in"] == "path"}
+    params = {
+        p["name"]: p["schema"] for op in operations.values() for p in op.get("parameters", []) if p["in"] == "path"
+    }
     return re.sub(r"\{(\w+)\}", lambda m: params[m.group(1)].get("enum", ["x1"])[0], path)
 
 
@@ -66,7 +68,9 @@ def test_a_body_of_the_wrong_shape_is_refused_naming_every_field_before_the_doma
     validate_body(create, {"item": "x", "submit": False})
     error = refused(create, {"form": [], "materials": "none", "submit": "yes"})
     assert error.code == "request.body_invalid"
-    assert error.fields == {"item": "必填", "form": "应为对象", "materials": "应为数组", "submit": "应为布尔值（true 或 false）"}
+    assert error.fields == {
+        "item": "必填", "form": "应为对象", "materials": "应为数组", "submit": "应为布尔值（true 或 false）"
+    }
     # Rules on values stay the domain's (its own codes), and a known code is kept where clients rely on it.
     validate_body(IdentityHandler.api["post"], {"name": "", "id_number": "1"})
     assert refused(IdentityHandler.api["post"], {"name": ["李四"]}).code == "identity.bind_invalid"
