@@ -8,7 +8,7 @@ from tornado.web import url
 
 
 def routes() -> list[Any]:
-    from console import auth, calendar, catalog, figures, fleet, home, images, notices, scenarios
+    from console import auth, calendar, catalog, figures, fleet, home, images, notices, queue, scenarios
 
     content_id = r"([0-9a-f]{32})"
     return [
@@ -44,4 +44,11 @@ def routes() -> list[Any]:
         url(rf"/console/fleet/commands/{content_id}", fleet.CommandResultHandler),
         url(r"/console/fleet/enrol", fleet.EnrolHandler),
         url(r"/console/calendar", calendar.CalendarPage),
+        url(r"/console/queue", queue.QueueHalls),
+        url(r"/console/queue/([a-z0-9-]{1,64})", queue.QueueDesk),
+        url(r"/console/queue/([a-z0-9-]{1,64})/settings", queue.QueueSettings),
+        url(r"/console/queue/([a-z0-9-]{1,64})/door-code", queue.QueueDoorCode),
+        url(r"/console/queue/([a-z0-9-]{1,64})/window/([0-9A-Za-z-]{1,16})", queue.QueueWindow),
+        url(r"/console/queue/([a-z0-9-]{1,64})/window/([0-9A-Za-z-]{1,16})/(next|call|recall|no_show|finish|transfer)",
+            queue.QueueWindow),
     ]

@@ -161,6 +161,7 @@ class ConsoleHandler(HTMLHandler):
         ("/console/scenarios", "场景导航", "scenario.edit"),
         ("/console/fleet", "设备", "fleet.view"),
         ("/console/figures", "数据统计", "figures.view"),
+        ("/console/queue", "排队叫号", "queue.call"),
         ("/console/calendar", "节假日安排", "calendar.edit"),
         ("/console/account", "账号安全", None),
     )

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from kiosk import handlers as h
+from kiosk import queue as q
 
 
 def routes() -> list[Any]:
@@ -31,4 +32,7 @@ def routes() -> list[Any]:
         (r"/kiosk/api/session/adopt", h.AdoptSessionHandler),
         (r"/kiosk/api/session/end", h.EndSessionHandler),
         (r"/kiosk/api/offline-manifest", h.OfflineManifestHandler),
+        (r"/kiosk/queue", q.QueuePage),
+        (r"/kiosk/queue/tickets/([0-9a-f]{32})", q.TicketPage),
+        (r"/kiosk/queue/tickets/([0-9a-f]{32})\.pdf", q.TicketPdf),
     ]

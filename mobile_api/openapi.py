@@ -13,6 +13,7 @@ import functools
 from typing import Any
 
 from mobile_api import handlers as _handlers  # noqa: F401 (its classes declare the operations)
+from mobile_api import queue as _queue  # noqa: F401 (排队取号与预约)
 from mobile_api.base import PREFIX, PublicHandler, declared_handlers
 from mobile_api.schemas import SCHEMAS
 

@@ -48,7 +48,7 @@ def _field_names() -> list[str]:
 FIELDS = _field_names()
 POISONS: list[Any] = [[[]], {"$gt": ""}, 10**30, True, None, -1.5, "x" * 500]
 SAMPLES = ("0" * 32, "000000000000", "a", "gz-th-center", "1.2.156.3005.2.x.y.1.001.Z", "png", "accept",
-           "publish", "day")  # fmt: skip
+           "publish", "day", "next")  # fmt: skip
 
 
 def _fill(pattern: str) -> str | None:

@@ -501,7 +501,7 @@ def test_demo_accounts_reference_existing_scopes() -> None:
     hall_codes, depts = set(halls()), departments()
     users = accounts["console_users"]
     assert len({u["username"] for u in users}) == len(users)
-    roles = {"province", "city", "hall_manager", "agent_supervisor", "department_staff"}
+    roles = {"province", "city", "hall_manager", "agent_supervisor", "department_staff", "window"}
     assert {u["role"] for u in users} == roles
     for u in users:
         assert u["role"] in roles and u["password"] and u["display_name"]

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Each surface exports `routes()`; order matters only for overlapping patterns.
 SURFACES = (
     "web.health", "web.metrics", "web.wechat_push", "certs_api", "console", "kiosk", "devices_api", "mobile_api",
+    "hall_display",
 )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ Roles and what they may touch (``authorise(user, action, place)``):
 - ``hall_manager`` — only its hall(s) (``scope.halls``): content, hall info, fleet, figures.
 - ``agent_supervisor`` — reads its halls' content and figures.
 - ``department_staff`` — reads figures (its department's items).
+- ``window`` — a clerk at a window of its hall(s) (``scope.halls``): calls queue tickets.
 
 Sessions: the browser holds a random token (in a signed, HttpOnly, SameSite
 cookie); the store keeps only its SM3 digest in ``console_sessions`` along with
@@ -42,10 +43,10 @@ if TYPE_CHECKING:
     from yiwang.blocking import Offloader
     from yiwang.runtime import Services
 
-ROLES = ("province", "city", "hall_manager", "agent_supervisor", "department_staff")
+ROLES = ("province", "city", "hall_manager", "agent_supervisor", "department_staff", "window")
 ROLE_LABELS: Mapping[str, str] = {
     "province": "省级管理员", "city": "市级管理员", "hall_manager": "大厅管理员",
-    "agent_supervisor": "帮办代办主管", "department_staff": "部门工作人员",
+    "agent_supervisor": "帮办代办主管", "department_staff": "部门工作人员", "window": "窗口工作人员",
 }  # fmt: skip
 SESSION_HOURS = 8
 SESSION_IDLE_MINUTES = 60
@@ -61,6 +62,7 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password-" + uuid.uuid4().hex)
 ACTIONS = (
     "content.view", "content.edit", "hall.edit", "scenario.edit", "catalog.view", "catalog.standard",
     "catalog.local", "fleet.view", "fleet.command", "fleet.enrol", "figures.view", "audit.view", "calendar.edit",
+    "queue.call", "queue.configure",
 )  # fmt: skip
 
 _ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
@@ -68,10 +70,11 @@ _ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
     "city": frozenset(ACTIONS) - {"catalog.standard", "scenario.edit", "calendar.edit"},
     "hall_manager": frozenset(
         {"content.view", "content.edit", "hall.edit", "catalog.view"}
-        | {"fleet.view", "fleet.command", "fleet.enrol", "figures.view"}
+        | {"fleet.view", "fleet.command", "fleet.enrol", "figures.view", "queue.call", "queue.configure"}
     ),
     "agent_supervisor": frozenset({"content.view", "catalog.view", "figures.view", "fleet.view"}),
     "department_staff": frozenset({"catalog.view", "figures.view"}),
+    "window": frozenset({"queue.call"}),  # a clerk at a window of its hall(s): calls tickets
 }
 
 
@@ -149,7 +152,7 @@ def within(user: ConsoleUser, place: Place) -> bool:
         if place.kind in ("hall", "department"):
             return bool(place.city) and place.city == user.region
         return False
-    if user.role in ("hall_manager", "agent_supervisor"):
+    if user.role in ("hall_manager", "agent_supervisor", "window"):
         return place.kind == "hall" and place.code in user.halls
     if user.role == "department_staff":
         return place.kind == "department" and place.code == user.department

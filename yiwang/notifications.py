@@ -65,6 +65,10 @@ DEFAULT_TEMPLATES: Mapping[str, Template] = {
         ),
         # the holder's identity moved to another account (yiwang.rebinding)
         Template("identity_rebound", "yiwang-identity-rebound", {"event": "thing1", "time": "time2", "hint": "thing3"}),
+        Template(  # yiwang.hall_queue: a remote ticket is near its turn
+            "queue_near", "yiwang-queue-near",
+            {"number": "character_string1", "hall": "thing2", "ahead": "number3", "hint": "thing4"},
+        ),
     )
 }  # fmt: skip
 # The built-in template ids by name (what a test or a development mini-program subscribes to).

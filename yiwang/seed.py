@@ -9,6 +9,7 @@ from yiwang.agents import load_demo_agents
 from yiwang.catalog import load_catalog_files
 from yiwang.certificates import load_demo_certificates
 from yiwang.console_accounts import load_demo_console_users
+from yiwang.hall_queue import load_demo_queue
 from yiwang.people import load_demo_people
 
 if TYPE_CHECKING:
@@ -25,4 +26,5 @@ async def load_demo_data(services: Services) -> None:
     await load_demo_certificates(services)
     await load_demo_agents(services)
     await load_demo_console_users(services)
+    await load_demo_queue(services)
     log.info("demo data loaded")

@@ -150,6 +150,27 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     ],
     "content_versions": [IndexModel([("content_id", ASCENDING), ("version", DESCENDING)], name="content_version")],
     "content_images": [],  # notice/banner images, re-encoded (yiwang.content_images)
+    # 一窗 queue (yiwang.hall_queue)
+    "queue_halls": [],
+    "queue_counters": [],
+    "queue_tickets": [
+        IndexModel([("hall", ASCENDING), ("day", ASCENDING), ("status", ASCENDING), ("category", ASCENDING),
+                    ("priority", DESCENDING), ("taken_at", ASCENDING)], name="hall_day_status_order"),
+        IndexModel([("hall", ASCENDING), ("day", ASCENDING), ("window", ASCENDING), ("status", ASCENDING)],
+                   name="hall_day_window"),
+        IndexModel([("hall", ASCENDING), ("day", ASCENDING), ("number", ASCENDING)], unique=True,
+                   name="hall_day_number_unique"),
+        IndexModel([("account_id", ASCENDING), ("day", ASCENDING)], name="account_day"),
+        IndexModel([("hall", ASCENDING), ("category", ASCENDING), ("status", ASCENDING), ("done_at", DESCENDING)],
+                   name="hall_category_done"),
+    ],
+    "queue_calls": [
+        IndexModel([("hall", ASCENDING), ("seq", DESCENDING)], unique=True, name="hall_seq_unique"),
+        IndexModel([("hall", ASCENDING), ("at", ASCENDING)], name="hall_at"),
+        IndexModel([("at", ASCENDING)], expireAfterSeconds=30 * 86400, name="at_ttl"),
+    ],
+    "queue_appointments": [IndexModel([("account_id", ASCENDING), ("day", ASCENDING)], name="account_day")],
+    "queue_slots": [],
 }
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ class FakeWeChat:
         "yiwang-evaluation-invite": "事项名称{{thing1.DATA}}\n温馨提示{{thing2.DATA}}",
         "yiwang-certificate-expiry": "证照名称{{thing1.DATA}}\n有效期至{{date2.DATA}}\n温馨提示{{thing3.DATA}}",
         "yiwang-identity-rebound": "变更事项{{thing1.DATA}}\n变更时间{{time2.DATA}}\n温馨提示{{thing3.DATA}}",
+        "yiwang-queue-near": "排队号码{{character_string1.DATA}}\n办理地点{{thing2.DATA}}\n"
+                             "前面人数{{number3.DATA}}\n温馨提示{{thing4.DATA}}",
     })  # fmt: skip
     # msgSecCheck: words that make text risky / sent for review, and what was checked
     risky_words: set[str] = field(default_factory=lambda: {"违禁词"})
