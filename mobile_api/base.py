@@ -12,7 +12,6 @@ from web.base import APIHandler
 from yiwang import accounts, agents
 from yiwang.applications import Applicant, Staff
 from yiwang.errors import Forbidden, InvalidInput
-from yiwang.notifications import ensure_sender
 
 PREFIX = "/api/mobile/v1"
 # Operations and the assurance level they need (Guangdong unified login grades).
@@ -67,7 +66,6 @@ class MobileHandler(APIHandler):
 
     async def prepare(self) -> None:
         super().prepare()
-        ensure_sender(self.services)
         if self.auth_required:
             self.principal = await accounts.authenticate(self.services, self.request.headers.get("Authorization"))
 

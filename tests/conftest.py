@@ -20,9 +20,10 @@ from tests.support.fake_wechat import FakeWeChat
 from web.app import make_app
 from web.base import SERVER_LIMITS
 from yiwang import audit
+from yiwang.boot import open_services
 from yiwang.config import Config, load_config
 from yiwang.embedded import EmbeddedMongo
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,9 +17,9 @@ from server import Running, bind, listen, shutdown
 from tests.conftest import ROOT, free_port
 from web.app import make_app
 from web.base import APIHandler
+from yiwang.boot import open_services
 from yiwang.config import Config
 from yiwang.embedded import EmbeddedMongo
-from yiwang.runtime import open_services
 from yiwang.store import Store
 
 

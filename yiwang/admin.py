@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from yiwang.audit import Actor
+from yiwang.boot import open_services
 from yiwang.config import Config, load_config
 from yiwang.console_accounts import ROLES
 from yiwang.errors import YiwangError
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.store import Store
 
 Handler = Callable[[Services, argparse.Namespace], Awaitable[Any]]

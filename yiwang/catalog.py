@@ -286,6 +286,46 @@ async def hot_items(
     return items[:limit]
 
 
+HOT_CACHE_SECONDS = 30.0
+
+
+class HotLists:
+    """Hot lists per channel and length, cached in the process for HOT_CACHE_SECONDS (a resource of
+    the process). Concurrent misses share one ranking instead of each running their own."""
+
+    def __init__(self) -> None:
+        self._cached: dict[tuple[str | None, int], tuple[float, list[Document]]] = {}
+        self._pending: dict[tuple[str | None, int], asyncio.Future[list[Document]]] = {}
+
+    async def get(self, store: Store, catalog: Catalog, *, channel: str | None, limit: int) -> list[Document]:
+        key = (channel, limit)
+        hit = self._cached.get(key)
+        if hit is not None and time.monotonic() - hit[0] < HOT_CACHE_SECONDS:
+            return hit[1]
+        running = self._pending.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[list[Document]] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            ranked = await hot_items(store, catalog, channel=channel, limit=limit)
+            self._cached[key] = (time.monotonic(), ranked)
+            future.set_result(ranked)
+            return ranked
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        finally:
+            self._pending.pop(key, None)
+
+    async def aclose(self) -> None:
+        self._cached.clear()
+
+
 # ---- scenario guidance (一次性告知) -----------------------------------------
 
 

@@ -19,8 +19,8 @@ import datetime as dt
 import functools
 import json
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,17 @@ class Redeemer:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+RedeemerAuthenticator = Callable[["Services", str], Awaitable[Redeemer | None]]
+
+
+@dataclass
+class RedeemerAuthenticators:
+    """The ways a redeeming party may prove who it is besides a window credential (certs_api):
+    a kiosk's device credential, plugged in at boot (a resource of the process)."""
+
+    ways: list[RedeemerAuthenticator] = field(default_factory=list)
 
 
 # ---- catalogue ---------------------------------------------------------------

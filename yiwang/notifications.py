@@ -164,8 +164,8 @@ async def enqueue(  # noqa: PLR0917
             "last_error": None,
         }
     )
-    sender = services.extras.get("notification_sender")
-    if isinstance(sender, Sender):
+    sender = services.resources.find(Sender)
+    if sender is not None:
         sender.wake()
     return True
 
@@ -260,7 +260,8 @@ async def _send_one(services: Services, message: Mapping[str, Any]) -> None:
 
 
 class Sender:
-    """The background task: started on first use by the app, cancelled by aclose()."""
+    """The background task sending the outbox (and the daily reminder jobs): started at boot
+    (``yiwang.boot``), cancelled by aclose()."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -301,13 +302,3 @@ class Sender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-
-def ensure_sender(services: Services) -> Sender:
-    """The process's sender, started if it is not running (call from the event loop)."""
-    sender = services.extras.get("notification_sender")
-    if not isinstance(sender, Sender):
-        gateway(services)  # registered first, so it is closed after the sender stops
-        sender = services.extras["notification_sender"] = Sender(services)
-    sender.start()
-    return sender
