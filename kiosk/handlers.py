@@ -25,6 +25,7 @@ from yiwang import (
     checklist_print,
     copy_pickup,
     devices,
+    display_codes,
     kiosk_agents,
     kiosk_desk,
     kiosk_events,
@@ -306,7 +307,6 @@ class RedeemPage(KioskPage):
 
     async def post(self) -> None:
         device = self.require_device()
-        from yiwang import display_codes
 
         code = self.get_body_argument("code", "")
         try:

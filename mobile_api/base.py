@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from mobile_api.schemas import ID_PARAM_PATTERN, validate_body
 from web.base import APIHandler
-from yiwang import accounts, agents
+from yiwang import accounts, agents, applications
 from yiwang.applications import Applicant, Staff
 from yiwang.errors import Forbidden, InvalidInput
 
@@ -75,7 +75,7 @@ class MobileHandler(APIHandler):
         return self.principal.require_level(level)
 
     async def applicant(self, level: int = LEVEL_APPLY) -> Applicant:
-        applicant: Applicant = await accounts.applicant_of(self.services, self.principal, level)
+        applicant: Applicant = await applications.applicant_of(self.services, self.principal, level)
         return applicant
 
     def staff(self) -> Staff:

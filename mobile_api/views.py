@@ -12,6 +12,7 @@ from yiwang.accounts import Principal, account, account_view
 from yiwang.applications import Applicant
 from yiwang.catalog import CatalogSnapshot, HotLists, plan_scenario, region_name
 from yiwang.catalog import item_summary as catalog_item_summary
+from yiwang.errors import InvalidInput
 from yiwang.runtime import Services
 
 CHANNEL_LABELS = {"kiosk": "自助终端", "mobile": "小程序", "window": "窗口"}
@@ -98,7 +99,6 @@ async def held_types(services: Services, person_index: str) -> list[str]:
 
 
 async def plan(services: Services, code: str, answers: Any, held: list[str]) -> dict[str, Any]:
-    from yiwang.errors import InvalidInput
 
     scenario = await services.catalog.scenario(code)
     if not isinstance(answers, dict):

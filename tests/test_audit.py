@@ -240,7 +240,7 @@ async def test_readiness_shows_the_audit_verification(services: Services, client
 
 def _offline(*args: str, key: bytes) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, AUDIT_KEY=key.hex())
-    return subprocess.run([sys.executable, "-m", "yiwang.audit", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "yiwang.audit_anchor", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
 
 

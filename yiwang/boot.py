@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 
-from yiwang import devices
+from yiwang import devices, migrations
 from yiwang.audit_anchor import AuditWatch, open_watch
 from yiwang.blocking import Offloader
 from yiwang.catalog import Catalog, HotLists
@@ -23,13 +23,16 @@ from yiwang.config import Config
 from yiwang.crypto import FieldCipher
 from yiwang.departments import KeyRing
 from yiwang.embedded import EmbeddedMongo
+from yiwang.evaluations import send_due_invitations
 from yiwang.identity_verification import DemoPopulationVerifier, IdentityVerifier
 from yiwang.keyrotation import Reindexer, Resealer
 from yiwang.kiosk_events import EventRecorder
+from yiwang.migrations import MigrationContext
 from yiwang.notifications import Sender
+from yiwang.reminders import push_expiry_reminders
 from yiwang.runtime import Services
 from yiwang.seed import load_demo_data
-from yiwang.store import MigrationContext, Store
+from yiwang.store import Store
 from yiwang.wakeups import WakeUpBoard
 from yiwang.wechat import WeChatGateway
 from yiwang.workcalendar import CalendarKeeper
@@ -70,7 +73,8 @@ async def start_resources(services: Services) -> None:
     add(HotLists())
     add(WakeUpBoard())
     add(WeChatGateway(services))
-    add(Sender(services)).start()  # after the gateway it sends through, so it stops first
+    # After the gateway it sends through, so it stops first; its periodic jobs queue messages.
+    add(Sender(services, jobs=(send_due_invitations, push_expiry_reminders))).start()
     add(EventRecorder(services))
     add(devices.CredentialCache())
     await add(devices.DeviceHub(services)).start()
@@ -92,7 +96,8 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         embedded=embedded,
     )
     try:
-        await store.prepare(MigrationContext(config.data_dir, cipher))
+        await store.prepare()
+        await migrations.run(store, MigrationContext(config.data_dir, cipher))
         await start_resources(services)
         if config.demo_data:
             await load_demo_data(services)

@@ -36,6 +36,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import PyMongoError
 
 from yiwang import audit
+from yiwang.certificates import Redeemer
 from yiwang.crypto import constant_time_equal, random_token, token_digest
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from yiwang.store import Document, Store
@@ -96,7 +97,6 @@ def _device(doc: Mapping[str, Any]) -> Device:
 
 def redeemer_for(device: Device) -> Any:
     """The certificate module's Redeemer for this kiosk (kind ``kiosk``)."""
-    from yiwang.certificates import Redeemer
 
     return Redeemer(kind="kiosk", id=device.id, label=device.label)
 
