@@ -460,3 +460,20 @@ def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:
         "window_required",
     )  # fmt: skip
     return {k: item.get(k) for k in keys}
+
+
+def where_to_go(plan: Plan) -> dict[str, str]:
+    """Per item of a plan, where the citizen does it (this hall's windows, this kiosk, the phone)."""
+    labels = {}
+    for item in plan.items:
+        if item.windows:
+            labels[item.code] = "到窗口办理：" + "、".join(f"{w} 号窗口" for w in item.windows)
+        elif item.window_required:
+            labels[item.code] = "需到窗口办理（本厅未设，请咨询导办台）"
+        elif "kiosk" in item.channels:
+            labels[item.code] = "本机可办"
+        elif "mobile" in item.channels:
+            labels[item.code] = "手机上办理"
+        else:
+            labels[item.code] = "请咨询导办台"
+    return labels

@@ -31,6 +31,12 @@ def _hex_colour(value: Any, default: str = "#1F5FA8") -> tuple[int, int, int]:
     return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
 
 
+def qr_svg(text: str, scale: int = 6, **options: str) -> str:
+    """A QR code (level M) as inline SVG for a page; ``options`` go to segno (``svgclass``, …)."""
+    qr = segno.make(text, error="m", micro=False, boost_error=False)
+    return str(qr.svg_inline(scale=scale, dark="#000", light="#fff", **options))
+
+
 @functools.lru_cache(maxsize=512)
 def qr_image(text: str, size: int) -> Image.Image:
     """The QR (level M, quiet zone 2) as a 1-bit image of about ``size`` pixels.
