@@ -25,11 +25,12 @@ from tornado.netutil import bind_sockets
 from web.app import make_app
 from web.base import SERVER_LIMITS
 from yiwang import sdnotify
+from yiwang.boot import open_services
 from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
 from yiwang.logs import configure_logging
 from yiwang.notifications import check_account_templates
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 
 log = logging.getLogger("yiwang.server")
 

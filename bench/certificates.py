@@ -20,10 +20,10 @@ from pathlib import Path
 from PIL import Image
 
 from yiwang import certificates, crypto, display_codes, qrdecode, rendering, verification
+from yiwang.boot import open_services
 from yiwang.certificates import Redeemer
 from yiwang.config import load_config
 from yiwang.embedded import EmbeddedMongo
-from yiwang.runtime import open_services
 from yiwang.store import Store
 
 N = 200

@@ -28,10 +28,10 @@ from pathlib import Path
 import aiohttp
 
 from yiwang import devices
+from yiwang.boot import open_services
 from yiwang.config import load_config
 from yiwang.crypto import token_digest
 from yiwang.embedded import EmbeddedMongo
-from yiwang.runtime import open_services
 from yiwang.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

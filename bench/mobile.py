@@ -30,10 +30,11 @@ from tornado.testing import bind_unused_port
 
 from web.app import make_app
 from yiwang import accounts, certificates, people
+from yiwang.boot import open_services
 from yiwang.config import load_config
 from yiwang.embedded import EmbeddedMongo
 from yiwang.identity import OneNumber, number_index, protect_number
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.store import Store
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "200"))

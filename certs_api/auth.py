@@ -1,7 +1,8 @@
 """Who is calling: departments (issuer API) and redeeming parties (windows, kiosks).
 
-Redeemers come from pluggable authenticators: ``services.extras["redeemer_authenticators"]``
-is a list of ``async (services, authorization_header) -> Redeemer | None``; the built-in one
+Redeemers come from pluggable authenticators, the process's
+:class:`~yiwang.certificates.RedeemerAuthenticators`: each an
+``async (services, authorization_header) -> Redeemer | None``; the built-in one
 accepts window credentials (``Authorization: Bearer <credential id>.<secret>``). The devices
 surface can append one that turns a kiosk's device credential into ``Redeemer("kiosk", …)``.
 """
@@ -9,15 +10,12 @@ surface can append one that turns a kiosk's device credential into ``Redeemer("k
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from web.base import BaseHandler
 from yiwang import departments
-from yiwang.certificates import Redeemer
+from yiwang.certificates import Redeemer, RedeemerAuthenticators
 from yiwang.errors import NotAuthenticated
 from yiwang.runtime import Services
-
-RedeemerAuthenticator = Callable[[Services, str], Awaitable[Redeemer | None]]
 
 
 def bearer(handler: BaseHandler) -> str:
@@ -53,7 +51,7 @@ async def redeemer(handler: BaseHandler) -> Redeemer:
     header = handler.request.headers.get("Authorization", "")
     if not header:
         raise NotAuthenticated("auth.required", "请提供凭证")
-    plugged: list[RedeemerAuthenticator] = list(handler.services.extras.get("redeemer_authenticators", []))
+    plugged = list(handler.services.resources.get(RedeemerAuthenticators).ways)
     last: NotAuthenticated | None = None
     for authenticate in [*plugged, window_authenticator]:
         try:

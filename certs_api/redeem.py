@@ -6,7 +6,7 @@ from typing import Any
 
 from certs_api.auth import redeemer
 from web.base import APIHandler
-from yiwang import consent, display_codes, rendering
+from yiwang import consent, copy_files, display_codes
 from yiwang.errors import InvalidInput
 
 
@@ -20,8 +20,8 @@ class RedeemDisplayCodeHandler(APIHandler):
 class CopyImageHandler(APIHandler):
     async def get(self, copy_id: str, fmt: str) -> None:
         party = await redeemer(self)
-        data = await rendering.copy_image(self.services, copy_id, party, fmt)
-        self.set_header("Content-Type", rendering.CONTENT_TYPES[fmt])
+        data = await copy_files.copy_image(self.services, copy_id, party, fmt)
+        self.set_header("Content-Type", copy_files.CONTENT_TYPES[fmt])
         self.set_header("Content-Disposition", f'inline; filename="copy-{copy_id}.{fmt}"')
         self.finish(data)
 

@@ -6,9 +6,10 @@ from typing import Any
 
 from tornado.web import url
 
+from console import auth, calendar, catalog, figures, fleet, home, images, notices, queue, scenarios
+
 
 def routes() -> list[Any]:
-    from console import auth, calendar, catalog, figures, fleet, home, images, notices, queue, scenarios
 
     content_id = r"([0-9a-f]{32})"
     return [

@@ -30,7 +30,7 @@ class CalendarPage(ConsoleHandler):
 
     @property
     def keeper(self) -> workcalendar.CalendarKeeper:
-        keeper: workcalendar.CalendarKeeper = self.services.extras["work_calendar"]
+        keeper: workcalendar.CalendarKeeper = self.services.resources.get(workcalendar.CalendarKeeper)
         return keeper
 
     async def render_calendar(self, error: InvalidInput | None, form: dict[str, Any]) -> None:

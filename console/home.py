@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from console.base import ConsoleHandler
 from yiwang import console_accounts, workcalendar
+from yiwang.audit_anchor import AuditWatch
 
 
 class HomeHandler(ConsoleHandler):
     async def get(self) -> None:
         halls = await self.halls()
         visible = console_accounts.visible_halls(self.current, halls)
-        watch = self.services.audit
+        watch = self.services.resources.find(AuditWatch)
         may_see = watch is not None and console_accounts.role_may(self.current, "audit.view")  # province, city
         trail = watch.status.view() if watch is not None and may_see else None
         # Deadlines everywhere depend on it: province and city administrators see the gap.

@@ -11,10 +11,10 @@ import urllib.parse
 from typing import Any
 
 from console.base import ConsoleHandler
-from kiosk.handlers import qr_svg, windows_labels
-from yiwang import console_accounts, scenario_admin
+from yiwang import catalog, console_accounts, scenario_admin
 from yiwang.console_accounts import Place
 from yiwang.errors import InvalidInput
+from yiwang.rendering import qr_svg
 from yiwang.store import Document
 from yiwang.timeutil import format_local, utcnow
 
@@ -190,7 +190,7 @@ class ScenarioRender(ScenarioBase):
         page = self.jinja.get_template("kiosk/checklist.html").render(
             request=self.request, request_id=self.request_id, hall=hall, device=None, session=None,
             elderly=False, idle=PREVIEW_IDLE, now=format_local(utcnow(), "%Y-%m-%d %H:%M"),
-            on_device=False, scenario={**state.scenario, **state.fields}, plan=plan, where=windows_labels(plan),
+            on_device=False, scenario={**state.scenario, **state.fields}, plan=plan, where=catalog.where_to_go(plan),
             query=query, phone_qr=qr_svg(phone_url, 5),
         )  # fmt: skip
         self.finish(page)

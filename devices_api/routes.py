@@ -95,7 +95,6 @@ class ChannelHandler(tornado.websocket.WebSocketHandler):
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(json.dumps({"error": error.as_dict()}, ensure_ascii=False))
             return
-        await devices.start_hub(self.services)
         await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:

@@ -17,14 +17,13 @@ import urllib.parse
 from collections.abc import Awaitable
 from typing import Any
 
-import segno
-
 from web.base import APIHandler, HTMLHandler
 from yiwang import (
     catalog,
     checklist_print,
     copy_pickup,
     devices,
+    display_codes,
     kiosk_agents,
     kiosk_desk,
     kiosk_events,
@@ -34,6 +33,7 @@ from yiwang import (
 )
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, RateLimited, YiwangError
 from yiwang.kiosk_sessions import KioskSession
+from yiwang.rendering import qr_svg
 from yiwang.timeutil import format_local, utcnow
 
 SESSION_COOKIE = "kiosk_session"
@@ -48,10 +48,6 @@ def screen_view(view: dict[str, Any]) -> dict[str, Any]:
     """A certificate as the kiosk screen shows it (``yiwang.masking``: anyone may be standing
     behind the resident); the printed copy is complete."""
     return masking.kiosk_certificate_view(view)
-
-
-def qr_svg(text: str, scale: int = 6) -> str:
-    return segno.make(text, error="m").svg_inline(scale=scale, dark="#000", light="#fff")
 
 
 class KioskMixin:
@@ -166,22 +162,6 @@ class ScenarioPage(KioskPage):
         self.render_page("kiosk/scenario.html", scenario=scenario)
 
 
-def windows_labels(plan: catalog.Plan) -> dict[str, str]:
-    labels = {}
-    for item in plan.items:
-        if item.windows:
-            labels[item.code] = "到窗口办理：" + "、".join(f"{w} 号窗口" for w in item.windows)
-        elif item.window_required:
-            labels[item.code] = "需到窗口办理（本厅未设，请咨询导办台）"
-        elif "kiosk" in item.channels:
-            labels[item.code] = "本机可办"
-        elif "mobile" in item.channels:
-            labels[item.code] = "手机上办理"
-        else:
-            labels[item.code] = "请咨询导办台"
-    return labels
-
-
 class ChecklistMixin(KioskPage):
     async def plan(self, code: str) -> tuple[dict[str, Any], catalog.Plan, dict[str, str]]:
         scenario = await self.services.catalog.scenario(code)
@@ -189,7 +169,7 @@ class ChecklistMixin(KioskPage):
         answers = {k: v for k, v in answers.items() if v}
         snap = await self.services.catalog.snapshot()
         plan = catalog.plan_scenario(scenario, answers, snap.items, hall=self.hall)
-        return scenario, plan, windows_labels(plan)
+        return scenario, plan, catalog.where_to_go(plan)
 
 
 class ChecklistPage(ChecklistMixin):
@@ -306,7 +286,6 @@ class RedeemPage(KioskPage):
 
     async def post(self) -> None:
         device = self.require_device()
-        from yiwang import display_codes
 
         code = self.get_body_argument("code", "")
         try:

@@ -9,10 +9,9 @@ from typing import Any, ClassVar
 
 from mobile_api.schemas import ID_PARAM_PATTERN, validate_body
 from web.base import APIHandler
-from yiwang import accounts, agents
+from yiwang import accounts, agents, applications
 from yiwang.applications import Applicant, Staff
 from yiwang.errors import Forbidden, InvalidInput
-from yiwang.notifications import ensure_sender
 
 PREFIX = "/api/mobile/v1"
 # Operations and the assurance level they need (Guangdong unified login grades).
@@ -67,7 +66,6 @@ class MobileHandler(APIHandler):
 
     async def prepare(self) -> None:
         super().prepare()
-        ensure_sender(self.services)
         if self.auth_required:
             self.principal = await accounts.authenticate(self.services, self.request.headers.get("Authorization"))
 
@@ -77,7 +75,7 @@ class MobileHandler(APIHandler):
         return self.principal.require_level(level)
 
     async def applicant(self, level: int = LEVEL_APPLY) -> Applicant:
-        applicant: Applicant = await accounts.applicant_of(self.services, self.principal, level)
+        applicant: Applicant = await applications.applicant_of(self.services, self.principal, level)
         return applicant
 
     def staff(self) -> Staff:

@@ -36,7 +36,10 @@ from yiwang import (
     display_codes,
     evaluations,
     kiosk_agents,
+    notifications,
+    rebinding,
     uploads,
+    verification,
 )
 from yiwang import certificates as certs
 from yiwang.ofd import files as ofd_files
@@ -140,7 +143,7 @@ class IdentityHandler(MobileHandler):
 
     async def post(self) -> None:
         body = self.json_body()
-        view = await accounts.bind_real_name(
+        view = await rebinding.bind_real_name(
             self.services, self.principal, body.get("name"), body.get("id_number"), rebind=body.get("rebind", False),
             address=self.client_address, rebind_code=body.get("rebind_code"),
         )
@@ -175,7 +178,9 @@ class SubscriptionsHandler(MobileHandler):
     )
 
     async def post(self) -> None:
-        subs = await accounts.add_subscriptions(self.services, self.principal, self.json_body().get("template_ids"))
+        subs = await notifications.add_subscriptions(
+            self.services, self.principal, self.json_body().get("template_ids")
+        )
         self.write_json({"subscriptions": subs})
 
 
@@ -331,7 +336,8 @@ class CertificateHandler(MobileHandler):
 
     async def get(self, certificate_id: str) -> None:
         index = self.resident_index(LEVEL_CERTIFICATES)
-        self.write_json(views.certificate_detail(await certs.open_for_holder(self.services, index, certificate_id)))
+        opened = await verification.open_for_holder(self.services, index, certificate_id)
+        self.write_json(views.certificate_detail(opened))
 
 
 class CertificateFileHandler(MobileHandler):

@@ -3,54 +3,25 @@ the catalogue, the certificate library and the pages."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from yiwang import agents, certificates, evaluations, reminders
 from yiwang.accounts import Principal, account, account_view
 from yiwang.applications import Applicant
-from yiwang.catalog import CatalogSnapshot, hot_items, plan_scenario, region_name
+from yiwang.catalog import CatalogSnapshot, HotLists, plan_scenario, region_name
 from yiwang.catalog import item_summary as catalog_item_summary
+from yiwang.errors import InvalidInput
 from yiwang.runtime import Services
 
 CHANNEL_LABELS = {"kiosk": "自助终端", "mobile": "小程序", "window": "窗口"}
 
 
-HOT_CACHE_SECONDS = 30.0
-
-
 async def hot_list(services: Services, limit: int) -> list[dict[str, Any]]:
-    """Hot items for the phone, cached in-process for HOT_CACHE_SECONDS (the ranking
-    aggregates 30 days of applications: too costly to repeat on every request).
-    Concurrent misses share one aggregation instead of each running their own."""
-    cache: dict[int, tuple[float, list[dict[str, Any]]]] = services.extras.setdefault("mobile_hot_items", {})
-    pending: dict[int, asyncio.Future[list[dict[str, Any]]]] = services.extras.setdefault("mobile_hot_pending", {})
-    hit = cache.get(limit)
-    if hit is not None and time.monotonic() - hit[0] < HOT_CACHE_SECONDS:
-        return hit[1]
-    running = pending.get(limit)
-    if running is not None:
-        return await asyncio.shield(running)
-    future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-    pending[limit] = future
-    try:
-        ranked = await hot_items(services.store, services.catalog, channel="mobile", limit=limit)
-        found = [item_summary(i) for i in ranked]
-        cache[limit] = (time.monotonic(), found)
-        future.set_result(found)
-        return found
-    except asyncio.CancelledError:
-        future.cancel()
-        raise
-    except Exception as exc:
-        future.set_exception(exc)
-        future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-        raise
-    finally:
-        pending.pop(limit, None)
+    """Hot items for the phone (the process's cached ranking, :class:`yiwang.catalog.HotLists`)."""
+    ranked = await services.resources.get(HotLists).get(services.store, services.catalog, channel="mobile", limit=limit)
+    return [item_summary(i) for i in ranked]
 
 
 def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,7 +99,6 @@ async def held_types(services: Services, person_index: str) -> list[str]:
 
 
 async def plan(services: Services, code: str, answers: Any, held: list[str]) -> dict[str, Any]:
-    from yiwang.errors import InvalidInput
 
     scenario = await services.catalog.scenario(code)
     if not isinstance(answers, dict):

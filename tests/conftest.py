@@ -19,10 +19,11 @@ from tornado.testing import bind_unused_port
 from tests.support.fake_wechat import FakeWeChat
 from web.app import make_app
 from web.base import SERVER_LIMITS
-from yiwang import audit
+from yiwang import audit, migrations
+from yiwang.boot import open_services
 from yiwang.config import Config, load_config
 from yiwang.embedded import EmbeddedMongo
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ async def store(mongo_uri: str) -> AsyncIterator[Store]:
     audit.configure(secrets.token_bytes(32))  # the services fixture sets its config's AUDIT_KEY
     store = Store.connect(mongo_uri, db_name)
     await store.prepare()
+    await migrations.run(store)  # as at boot, without this host's files: file migrations wait
     yield store
     await store.client.drop_database(db_name)
     await store.close()

@@ -11,6 +11,7 @@ from typing import Any
 from tests.conftest import ROOT, Client
 from yiwang import audit, audit_anchor
 from yiwang.audit import Actor
+from yiwang.audit_anchor import AuditWatch
 from yiwang.crypto import sm3_hex
 from yiwang.runtime import Services
 from yiwang.store import Store
@@ -126,20 +127,18 @@ async def test_entries_rewritten_as_the_old_unkeyed_chain_are_caught(store: Stor
 
 
 async def test_a_cut_tail_is_caught_by_the_checkpoint(services: Services) -> None:
-    assert services.audit is not None
     await _record(services, 5)
-    assert (await services.audit.run_once()).state == "intact"  # anchors seq 5
+    assert (await services.resources.get(AuditWatch).run_once()).state == "intact"  # anchors seq 5
     await services.store["audit"].delete_many({"seq": {"$gte": 4}})
-    status = await services.audit.run_once()
+    status = await services.resources.get(AuditWatch).run_once()
     assert (status.state, status.problem) == ("broken", "truncated")
 
 
 async def test_an_edit_before_the_checkpoint_is_caught(services: Services) -> None:
-    assert services.audit is not None
     await _record(services, 5)
-    await services.audit.run_once()
+    await services.resources.get(AuditWatch).run_once()
     await _rehash_from(services.store, 3, {"purpose": "篡改"})
-    status = await services.audit.run_once()
+    status = await services.resources.get(AuditWatch).run_once()
     assert (status.state, status.problem) == ("broken", "anchor_mismatch")
     full, _ = await audit_anchor.verify(
         services.store, services.config.audit_key, services.config.audit_checkpoints, full=True
@@ -150,41 +149,37 @@ async def test_an_edit_before_the_checkpoint_is_caught(services: Services) -> No
 async def test_an_entry_edited_in_place_before_the_checkpoint_is_caught_by_the_daily_full_walk(
     services: Services,
 ) -> None:
-    assert services.audit is not None
     await _record(services, 5)
-    await services.audit.run_once()
+    await services.resources.get(AuditWatch).run_once()
     await services.store["audit"].update_one({"seq": 2}, {"$set": {"purpose": "篡改"}})
-    status = await services.audit.run_once(full=True)
+    status = await services.resources.get(AuditWatch).run_once(full=True)
     assert (status.state, status.problem, status.first_bad) == ("broken", "edited", 2)
 
 
 async def test_an_entry_deleted_before_the_checkpoint_is_caught_by_the_next_check(services: Services) -> None:
-    assert services.audit is not None
     await _record(services, 5)
-    await services.audit.run_once()
+    await services.resources.get(AuditWatch).run_once()
     await services.store["audit"].delete_one({"seq": 2})
-    status = await services.audit.run_once()  # not a full walk: the count gives it away
+    status = await services.resources.get(AuditWatch).run_once()  # not a full walk: the count gives it away
     assert (status.state, status.problem, status.first_bad) == ("broken", "gap", 2)
 
 
 async def test_a_deleted_entry_is_caught(services: Services) -> None:
-    assert services.audit is not None
     await _record(services, 3)
-    await services.audit.run_once()
+    await services.resources.get(AuditWatch).run_once()
     await _record(services, 3)
     await services.store["audit"].delete_one({"seq": 5})
-    status = await services.audit.run_once()
+    status = await services.resources.get(AuditWatch).run_once()
     assert (status.state, status.problem, status.first_bad) == ("broken", "gap", 5)
     # the checkpointed entry itself removed is caught too
     await services.store["audit"].delete_one({"seq": status.verified_from})
-    status = await services.audit.run_once()
+    status = await services.resources.get(AuditWatch).run_once()
     assert (status.state, status.problem) == ("broken", "gap")
 
 
 async def test_checkpoints_are_signed_outside_the_database_and_a_forged_one_is_refused(services: Services) -> None:
-    assert services.audit is not None
     await _record(services, 2)
-    await services.audit.run_once()
+    await services.resources.get(AuditWatch).run_once()
     path = services.config.audit_checkpoints
     assert path.stat().st_mode & 0o777 == 0o600
     lines = path.read_text().splitlines()
@@ -194,20 +189,19 @@ async def test_checkpoints_are_signed_outside_the_database_and_a_forged_one_is_r
     )
     last["seq"] = 1  # roll the anchor back, as someone hiding a cut tail would
     path.write_text("\n".join([*lines[:-1], json.dumps(last)]) + "\n")
-    status = await services.audit.run_once()
+    status = await services.resources.get(AuditWatch).run_once()
     assert (status.state, status.problem) == ("broken", "checkpoint_signature")
 
 
 async def test_checkpoint_lines_removed_or_edited_in_the_file_are_caught(services: Services) -> None:
-    assert services.audit is not None
     path = services.config.audit_checkpoints
     for _ in range(3):
         await _record(services, 1)
-        await services.audit.run_once()
+        await services.resources.get(AuditWatch).run_once()
     lines = path.read_text().splitlines()
     assert len(lines) == 3
     path.write_text(lines[0] + "\n")  # the last two cut off, as someone hiding a cut tail would
-    assert (await services.audit.run_once()).problem == "checkpoints_truncated"
+    assert (await services.resources.get(AuditWatch).run_once()).problem == "checkpoints_truncated"
     edited = json.loads(lines[1])
     edited["at"] = "2020-01-01T00:00:00+00:00"
     path.write_text("\n".join([lines[0], json.dumps(edited), lines[2]]) + "\n")  # a middle line changed
@@ -235,11 +229,10 @@ async def test_a_legacy_unkeyed_chain_is_sealed_and_then_held(services: Services
 
 
 async def test_readiness_shows_the_audit_verification(services: Services, client: Client) -> None:
-    assert services.audit is not None
     await _record(services, 2)
-    await services.audit.run_once()
+    await services.resources.get(AuditWatch).run_once()
     await services.store["audit"].delete_many({})
-    await services.audit.run_once()
+    await services.resources.get(AuditWatch).run_once()
     status, body, _ = await client.get("/readyz")
     assert status == 200  # a broken trail is an alarm, not an outage
     assert body["audit"]["state"] == "broken"
@@ -247,7 +240,7 @@ async def test_readiness_shows_the_audit_verification(services: Services, client
 
 def _offline(*args: str, key: bytes) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, AUDIT_KEY=key.hex())
-    return subprocess.run([sys.executable, "-m", "yiwang.audit", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "yiwang.audit_anchor", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60, check=False)
 
 
@@ -255,10 +248,8 @@ async def test_the_offline_command_verifies_against_the_database_and_the_checkpo
     services: Services, mongo_uri: str
 ) -> None:
     import asyncio
-
-    assert services.audit is not None
     await _record(services, 4)
-    await services.audit.run_once()
+    await services.resources.get(AuditWatch).run_once()
     key, path, db = services.config.audit_key, str(services.config.audit_checkpoints), services.store.db.name
     assert "--checkpoints" in _offline("verify", "--help", key=key).stdout
     public = _offline("public-key", key=key).stdout.strip()
@@ -276,17 +267,15 @@ async def test_province_and_city_admins_see_the_audit_verification_on_the_consol
     services: Services, server: str
 ) -> None:
     from tests.console_support import Browserless, prepare
-
-    assert services.audit is not None
     await prepare(services)
     await _record(services, 3)
-    await services.audit.run_once()
+    await services.resources.get(AuditWatch).run_once()
     admin, hall = Browserless(server), Browserless(server)
     try:
         status, text = await admin.login("gz_admin")
         assert status == 200 and "审计日志核验" in text and "完好" in text
         await services.store["audit"].delete_one({"seq": 2})
-        await services.audit.run_once()
+        await services.resources.get(AuditWatch).run_once()
         _, text = await admin.get("/console/")
         assert "已被篡改" in text and "第 2 条缺失" in text
         status, text = await hall.login("th_hall")

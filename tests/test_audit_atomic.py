@@ -29,8 +29,10 @@ from tests.mobile_support import LI, SS_CARD, prepare, ss_form
 from tests.support.fake_wechat import FakeWeChat
 from tests.support.miniprogram import MiniProgram, jpeg_bytes
 from yiwang import agents, audit, certificates
+from yiwang.audit_anchor import AuditWatch
+from yiwang.boot import open_services
 from yiwang.config import load_config
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.store import Store
 
 
@@ -77,8 +79,7 @@ async def test_a_submission_whose_audit_write_fails_is_answered_and_its_entry_co
     stored = await services.store["applications"].find_one({"_id": draft["id"]})
     assert stored is not None and [p["action"] for p in stored["audit_pending"]] == ["application.submitted"]
     assert "application.submitted" not in await entries_for(services.store, draft["id"])
-    assert services.audit is not None
-    await services.audit.run_once()  # the schedule finishes it
+    await services.resources.get(AuditWatch).run_once()  # the schedule finishes it
     assert (await entries_for(services.store, draft["id"]))[-1] == "application.submitted"
     stored = await services.store["applications"].find_one({"_id": draft["id"]})
     assert stored is not None and stored["audit_pending"] == []

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures.certs import HOLDER, OTHER, holder_index, id_card_body, issue
-from yiwang import certificates
+from yiwang import certificates, verification
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -54,7 +54,7 @@ async def test_issued_certificate_is_signed_sealed_and_listed_for_its_holder(ser
     mine = await certificates.list_for_holder(services.store, holder_index(services))
     assert [c["id"] for c in mine] == [doc["_id"]]
     assert await certificates.list_for_holder(services.store, holder_index(services, OTHER)) == []
-    view = await certificates.open_for_holder(services, holder_index(services), doc["_id"])
+    view = await verification.open_for_holder(services, holder_index(services), doc["_id"])
     assert view["fields"]["name"] == "李明轩" and view["status"] == "valid"
     assert view["valid_until"] == "2040-06-18"  # 20 years from the type's validity rule
     assert view["verification_qr"].startswith("YWV1:")
@@ -64,10 +64,10 @@ async def test_nobody_opens_another_residents_certificate(services) -> None:
     doc = await issue(services)
     other = holder_index(services, OTHER)
     for call in (
-        certificates.open_for_holder(services, other, doc["_id"]),
+        verification.open_for_holder(services, other, doc["_id"]),
         certificates.access_history(services.store, other, doc["_id"]),
-        certificates.open_for_holder(services, other, uuid.uuid4().hex),
-        certificates.open_for_holder(services, holder_index(services), "not-an-id"),
+        verification.open_for_holder(services, other, uuid.uuid4().hex),
+        verification.open_for_holder(services, holder_index(services), "not-an-id"),
     ):
         with pytest.raises(NotFound):
             await call

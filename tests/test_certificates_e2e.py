@@ -11,7 +11,7 @@ from PIL import Image
 from tests.fixtures.certs import holder_index, id_card_body, issuer_headers
 from tests.fixtures.make_qr_fixtures import photographed_screen
 from yiwang import certificates, departments, display_codes, qrdecode, verification
-from yiwang.certificates import Redeemer
+from yiwang.certificates import Redeemer, RedeemerAuthenticators
 from yiwang.runtime import Services
 
 
@@ -24,7 +24,7 @@ async def kiosk_authenticator(services: Services, header: str) -> Redeemer | Non
 
 
 async def test_certificate_life_from_issue_to_revocation(services, client) -> None:
-    services.extras["redeemer_authenticators"] = [kiosk_authenticator]
+    services.resources.get(RedeemerAuthenticators).ways[:] = [kiosk_authenticator]
     token = await departments.create_credential(services.store, "gz-psb", "issuer")
 
     # 1. the department issues

@@ -14,9 +14,10 @@ from tornado.testing import bind_unused_port
 from tests.support.device_agent import wait_for
 from web.app import make_app
 from yiwang import devices
+from yiwang.boot import open_services
 from yiwang.config import Config
 from yiwang.errors import InvalidInput, NotAuthenticated, NotFound
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.seed import load_demo_data
 from yiwang.store import Store
 

@@ -14,9 +14,9 @@ from tests.kiosk_support import enrolled_kiosk
 from tests.mobile_support import LI, prepare
 from web.app import make_app
 from web.base import SERVER_LIMITS
+from yiwang.boot import open_services
 from yiwang.catalog import load_catalog_files
 from yiwang.config import load_config
-from yiwang.runtime import open_services
 
 
 @pytest.mark.parametrize("path", ["/kiosk/", "/verify", "/console/login", "/no-such-page", "/api/mobile/v1/docs"])

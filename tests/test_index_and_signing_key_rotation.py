@@ -11,10 +11,11 @@ import pytest
 from tests.fixtures.certs import OTHER, id_card_body, issue
 from yiwang import audit, departments, keyrotation, people, verification
 from yiwang.admin import parser
+from yiwang.boot import open_services
 from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
 from yiwang.identity import OneNumber, number_index
-from yiwang.runtime import open_services
+from yiwang.keyrotation import Reindexer
 from yiwang.store import Store
 
 NUMBER, NAME = "440106199406183318", "李明轩"
@@ -43,7 +44,7 @@ async def test_blind_index_rotation_keeps_lookups_working_and_reindexes_everythi
         assert found is not None and found.id == person.id
         again = await people.register_resident(store, rotating.cipher, NUMBER, NAME)
         assert again.id == person.id
-        counts = await rotating.extras["reindexer"].wait()
+        counts = await rotating.resources.get(Reindexer).wait()
         assert counts["residents"] >= 1 and counts["uploads"] == 1 and counts["certificate_copies"] == 1
         assert await keyrotation.index_census(store, rotating.cipher) == {}
         new_index = number_index(rotating.cipher, OneNumber("person", NUMBER))

@@ -10,10 +10,11 @@ import secrets
 import pytest
 
 from yiwang import keyrotation, people
+from yiwang.boot import open_services
 from yiwang.config import Config, load_config
 from yiwang.crypto import FieldCipher, key_id, sm4_gcm_encrypt
 from yiwang.errors import InvalidInput
-from yiwang.runtime import open_services
+from yiwang.keyrotation import Resealer
 from yiwang.store import Store
 
 NUMBER, NAME = "440106199406183318", "李明轩"
@@ -70,7 +71,7 @@ async def test_rotation_reseals_old_data_in_the_background_and_the_old_key_can_g
         found = await people.resident_by_number(store, second.cipher, NUMBER)
         assert found is not None and found.id == person.id
         assert await people.name_matches(store, second.cipher, found.index, NAME)
-        counts = await second.extras["resealer"].wait()
+        counts = await second.resources.get(Resealer).wait()
         assert counts["residents"] >= 3 and counts["console_users"] == 1
         held = await keyrotation.census(store, second.cipher)
         assert held == {key_id(new_key).hex(): held[key_id(new_key).hex()]}  # nothing names the old key
@@ -82,6 +83,6 @@ async def test_rotation_reseals_old_data_in_the_background_and_the_old_key_can_g
         assert await people.name_matches(store, retired.cipher, found.index, NAME)
         user = await store["console_users"].find_one({"_id": "u1"})
         assert retired.cipher.open("console_totp", user["totp"]["secret"]) == "JBSWY3DPEHPK3PXP"
-        assert "resealer" not in retired.extras
+        assert Resealer not in retired.resources
     finally:
         await retired.close(close_store=False)

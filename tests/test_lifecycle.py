@@ -17,9 +17,10 @@ from server import Running, bind, listen, shutdown
 from tests.conftest import ROOT, free_port
 from web.app import make_app
 from web.base import APIHandler
+from yiwang import migrations
+from yiwang.boot import open_services
 from yiwang.config import Config
 from yiwang.embedded import EmbeddedMongo
-from yiwang.runtime import open_services
 from yiwang.store import Store
 
 
@@ -53,6 +54,7 @@ def test_embedded_database_keeps_data_across_restarts(tmp_path: Path) -> None:
     async def write(uri: str) -> None:
         store = Store.connect(uri, "restart")
         await store.prepare()
+        await migrations.run(store)
         await store["meta"].insert_one({"_id": "kept", "value": "写入的数据"})
         await store.close()
 

@@ -9,6 +9,7 @@ from tests.support.miniprogram import MiniProgram
 from tests.support.verifiers import FaceVerifier
 from yiwang import accounts
 from yiwang.agents import issue_activation_code
+from yiwang.identity_verification import IdentityVerifier
 
 
 async def test_binding_on_one_device_reaches_the_tokens_of_every_device_at_once(services, client, fake_wechat):
@@ -39,7 +40,7 @@ async def test_a_rebind_unbinds_the_other_account_on_its_next_request(services, 
     await first.bind(*LI)
     await first.get("/certificates")
     await second.login()
-    services.extras["identity_verifier"] = FaceVerifier()  # a proof stronger than the first binding
+    services.resources.replace(FaceVerifier(), IdentityVerifier)  # a proof stronger than the first binding
     await second.bind(*LI, rebind=True)
     denied = await first.get("/certificates", expect=403)  # still signed in, no longer bound
     assert denied["error"]["code"] == "auth.level_insufficient"

@@ -9,6 +9,7 @@ from tests.mobile_support import LI, prepare
 from tests.support.miniprogram import MiniProgram
 from tests.support.verifiers import FaceVerifier
 from yiwang import audit
+from yiwang.identity_verification import IdentityVerifier
 from yiwang.wechat import WeChatGateway, gateway
 
 PREFIX = "/api/mobile/v1"
@@ -62,7 +63,7 @@ async def test_binding_checks_the_population_database_and_one_number_has_one_acc
     assert taken["error"]["code"] == "identity.bound_elsewhere"
     unproven = await second.post("/me/identity", {"name": LI[0], "id_number": LI[1], "rebind": True}, expect=403)
     assert unproven["error"]["code"] == "identity.rebind_proof_required"  # a name and a number are no secret
-    services.extras["identity_verifier"] = FaceVerifier()
+    services.resources.replace(FaceVerifier(), IdentityVerifier)
     rebound = await second.bind(*LI, rebind=True)
     assert rebound["level"] == 4 and rebound["real_name_bound"]
     assert (await first.get("/me"))["real_name_bound"] is False  # the old account was unbound, and told

@@ -14,6 +14,7 @@ from tests.support.miniprogram import MiniProgram
 from tests.support.verifiers import FaceVerifier
 from yiwang import audit
 from yiwang.catalog import bump_version
+from yiwang.identity_verification import IdentityVerifier
 from yiwang.notifications import TEMPLATES
 
 HALL = "gz-th-center"
@@ -122,7 +123,7 @@ async def test_bad_rebind_code_input_is_a_400_and_a_consent_session_gets_no_code
 
 async def test_face_verification_outranks_a_population_check(services, client, fake_wechat) -> None:
     holder, other = await _bound_pair(services, client, fake_wechat)
-    services.extras["identity_verifier"] = FaceVerifier()
+    services.resources.replace(FaceVerifier(), IdentityVerifier)
     moved = await other.post("/me/identity", {"name": LI[0], "id_number": LI[1], "rebind": True})
     assert moved["level"] == 4
     assert (await holder.get("/me"))["security_notice"]["kind"] == "identity_moved"

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from yiwang import audit, filestore, keyrotation, uploads
+from yiwang.boot import open_services
 from yiwang.config import Config
 from yiwang.crypto import FieldCipher
 from yiwang.errors import InvalidInput
-from yiwang.runtime import open_services
 from yiwang.store import Store
 from yiwang.timeutil import utcnow
 

@@ -14,9 +14,10 @@ import pytest
 
 from tests.support.miniprogram import MiniProgram
 from yiwang import notifications
+from yiwang.boot import open_services
 from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.store import Store
 from yiwang.wechat import WeChatError, WeChatGateway
 

@@ -101,7 +101,7 @@ async def test_an_entered_schedule_moves_a_live_deadline_past_the_spring_festiva
     # Seen at once: 31 January (a make-up Sunday) counts, 5–13 February do not.
     after = await resident.get(f"/applications/{app['id']}")
     assert after["deadline"]["date"] == "2027-02-17"
-    keeper: workcalendar.CalendarKeeper = services.extras["work_calendar"]
+    keeper: workcalendar.CalendarKeeper = services.resources.get(workcalendar.CalendarKeeper)
     await keeper.wait_redated()
     stored = await services.store["applications"].find_one({"_id": app["id"]})
     assert stored is not None and stored["deadline"]["date"] == "2027-02-17"  # what the figures query by
@@ -150,7 +150,7 @@ async def test_only_a_province_administrator_enters_a_schedule(services: Service
 
 async def test_another_process_picks_up_a_schedule_through_the_version_document(services: Services) -> None:
     schedule = workcalendar.validate("2027", SPRING_FESTIVAL, MAKE_UP, today=dt.date(2026, 12, 2))
-    keeper: workcalendar.CalendarKeeper = services.extras["work_calendar"]
+    keeper: workcalendar.CalendarKeeper = services.resources.get(workcalendar.CalendarKeeper)
     other = workcalendar.CalendarKeeper(services.store)
     await other.start()
     try:

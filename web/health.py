@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from web.base import APIHandler
+from yiwang.audit_anchor import AuditWatch
 
 
 class HealthHandler(APIHandler):
@@ -14,7 +15,7 @@ class HealthHandler(APIHandler):
 
 class ReadyHandler(APIHandler):
     async def get(self) -> None:
-        watch = self.services.audit
+        watch = self.services.resources.find(AuditWatch)
         # The audit trail's last verification (docs/security.md, "The audit trail"): shown, but a
         # broken trail does not take the instance out of service (that would be a lever for an attacker).
         trail = watch.status.public() if watch is not None else {"state": "unverified"}

@@ -31,10 +31,11 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from yiwang import audit, throttle
+from yiwang import audit, console_accounts, throttle
 from yiwang.crypto import random_token, token_digest
+from yiwang.departments import department as find_department
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
-from yiwang.identity import OneNumber, mask_phone, parse_id_number, protect_number
+from yiwang.identity import OneNumber, mask_name, mask_phone, parse_id_number, protect_number
 from yiwang.identity_verification import Verification, verifier
 from yiwang.people import NAME_PURPOSE, PHONE_PURPOSE, stored_person_index, validate_name, validate_phone
 from yiwang.timeutil import utcnow
@@ -326,22 +327,14 @@ async def holder_elsewhere(services: Services, principal: Principal, index: str)
 
 
 async def bind_real_name(
-    services: Services, principal: Principal, name: Any, id_number: Any, *, rebind: Any = False, address: str = "",
-    rebind_code: Any = None,
+    services: Services, principal: Principal, name: Any, id_number: Any, *, address: str = ""
 ) -> dict[str, Any]:
     """Check name + number with the verification provider and bind the person.
 
     Checks are throttled per account, per number (its blind index) and per ``address``
     (:func:`identity_check`): guessing whose number goes with a name costs a 429.
-    A number bound to another account moves only with ``rebind=True`` and a proof stronger
-    than a name and a number (``yiwang.rebinding``)."""
-    if not isinstance(rebind, bool):
-        await checked_identity(services, principal, name, id_number, address=address,
-                               extra_problems={"rebind": "必须是 true 或 false"})
-    if rebind:
-        from yiwang import rebinding
-
-        return await rebinding.rebind(services, principal, name, id_number, rebind_code, address=address)
+    A number bound to another account is refused here; moving it needs a proof stronger
+    than a name and a number (``yiwang.rebinding.bind_real_name``)."""
     checked = await checked_identity(services, principal, name, id_number, address=address)
     if await holder_elsewhere(services, principal, checked.index) is not None:
         await audit.record(
@@ -442,7 +435,6 @@ async def identity_check(
 
 
 def one_mask_name(name: str) -> str:
-    from yiwang.identity import mask_name
 
     return mask_name(name)
 
@@ -486,7 +478,6 @@ async def accounts_for_person(services: Services, person_index: str) -> list[dic
 
 async def issue_staff_token(services: Services, department: str, label: str, device_id: str = "staff") -> str:
     """A department bearer token for the staff API (valid ``STAFF_TOKEN_HOURS``)."""
-    from yiwang.departments import department as find_department
 
     find_department(department)  # unknown department → NotFound
     staff_id = f"staff:{department}:{label}"
@@ -501,7 +492,6 @@ async def staff_login(
 
     The same check as the console's login, throttled the same way (``console_accounts.verify_password``);
     an account with TOTP also needs ``code``."""
-    from yiwang import console_accounts
 
     if services.config.production:
         raise Forbidden("staff.demo_login_disabled", "生产环境请通过管理后台登录")
@@ -540,58 +530,3 @@ async def set_agent(services: Services, account_id: str, agent_code: str) -> Non
         await _sync_tokens(services, updated)
 
 
-async def add_subscriptions(services: Services, principal: Principal, template_ids: Any) -> dict[str, int]:
-    """Record templates the resident accepted in ``wx.requestSubscribeMessage``
-    (each acceptance allows one message)."""
-    from yiwang.notifications import templates
-
-    if principal.kind != "resident":
-        raise Forbidden("auth.resident_only", "仅限市民账号使用")
-    known = {t.id for t in templates(services.config).values()}
-    if (
-        not isinstance(template_ids, list)
-        or not template_ids
-        or len(template_ids) > 10
-        or any(not isinstance(t, str) or t not in known for t in template_ids)
-    ):
-        raise InvalidInput(
-            "subscription.invalid", "订阅消息模板无效", fields={"template_ids": "请提供已知的模板 ID 列表"}
-        )
-    inc: dict[str, int] = {}
-    for template_id in template_ids:  # accepting a template twice allows two messages
-        inc[f"subscriptions.{template_id}"] = inc.get(f"subscriptions.{template_id}", 0) + 1
-    updated = await services.store["wechat_accounts"].find_one_and_update(
-        {"_id": principal.account_id}, {"$inc": inc}, return_document=True
-    )
-    if updated is None:
-        raise NotFound("account.not_found", "找不到该账号")
-    return {k: int(v) for k, v in (updated.get("subscriptions") or {}).items()}
-
-
-async def take_subscription(services: Services, account_id: str, template_id: str) -> bool:
-    """Use one subscription of ``template_id``; False if the resident has none left."""
-    used = await services.store["wechat_accounts"].find_one_and_update(
-        {"_id": account_id, f"subscriptions.{template_id}": {"$gt": 0}},
-        {"$inc": {f"subscriptions.{template_id}": -1}},
-    )
-    return used is not None
-
-
-async def applicant_of(services: Services, principal: Principal, level: int = 3) -> Any:
-    """The resident as an applicant (``yiwang.applications.Applicant``); needs ``level``."""
-    from yiwang.applications import Applicant
-    from yiwang.people import registered_name
-
-    index = principal.require_level(level)
-    doc = await account(services, principal.account_id)
-    sealed = (doc.get("name") or {}).get("sealed")
-    name = services.cipher.open(NAME_PURPOSE, sealed) if sealed else await registered_name(
-        services.store, services.cipher, index)
-    return Applicant(
-        index=index,
-        number=doc["number"],
-        masked_name=principal.masked_name,
-        account_id=principal.account_id,
-        actor=principal.actor,
-        name=name,
-    )

@@ -37,11 +37,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from yiwang import audit, backup, catalog_admin, console_accounts, departments, devices, keyrotation, uploads
+from yiwang.accounts import issue_staff_token
 from yiwang.audit import Actor
+from yiwang.boot import open_services
 from yiwang.config import Config, load_config
 from yiwang.console_accounts import ROLES
 from yiwang.errors import YiwangError
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.store import Store
 
 Handler = Callable[[Services, argparse.Namespace], Awaitable[Any]]
@@ -67,7 +70,6 @@ async def _connect(config: Config) -> Services:
 
 
 async def users_create(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import audit, console_accounts
 
     password = args.password or getpass.getpass("新用户的初始密码 / initial password: ")
     scope: dict[str, Any] = {"region": args.region} if args.region else {}
@@ -85,21 +87,18 @@ async def users_create(services: Services, args: argparse.Namespace) -> str:
 
 
 async def users_disable(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import console_accounts
 
     user = await console_accounts.disable_user(services.store, args.username, operator())
     return f"已停用 {user.username}，其会话已全部结束"
 
 
 async def users_reset_totp(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import console_accounts
 
     user = await console_accounts.reset_totp(services.store, args.username, operator())
     return f"已重置 {user.username} 的动态验证码；下次登录后请重新绑定"
 
 
 async def users_list(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import console_accounts
 
     rows = [f"{u.username}\t{u.role_label}\t{'已停用' if u.disabled else '正常'}\t{'TOTP' if u.totp_enabled else '-'}"
             for u in await console_accounts.list_users(services.store)]  # fmt: skip
@@ -107,7 +106,6 @@ async def users_list(services: Services, args: argparse.Namespace) -> str:
 
 
 async def credentials_issue(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import audit, departments
 
     token = await departments.create_credential(services.store, args.department, args.kind, args.label or "")
     credential_id = token.split(".", 1)[0]
@@ -117,14 +115,12 @@ async def credentials_issue(services: Services, args: argparse.Namespace) -> str
 
 
 async def credentials_revoke(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import departments
 
     await departments.revoke_credential(services.store, args.id, operator())
     return f"已吊销凭证 {args.id}"
 
 
 async def credentials_list(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import departments
 
     rows = [
         "\t".join((c["_id"], c["department"], c["kind"], c.get("label", ""), "已吊销" if c.get("revoked") else "有效"))
@@ -134,8 +130,6 @@ async def credentials_list(services: Services, args: argparse.Namespace) -> str:
 
 
 async def staff_token(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import audit
-    from yiwang.accounts import issue_staff_token
 
     token = await issue_staff_token(services, args.department, args.label)
     await audit.record(services.store, operator(), "staff_token.issued", f"department:{args.department}",
@@ -144,7 +138,6 @@ async def staff_token(services: Services, args: argparse.Namespace) -> str:
 
 
 async def halls_create(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import audit, catalog_admin
 
     hall = await catalog_admin.create_hall(
         services.store, {"code": args.code, "name": args.name, "city": args.city, "address": args.address or ""},
@@ -156,7 +149,6 @@ async def halls_create(services: Services, args: argparse.Namespace) -> str:
 
 
 async def enrolment_code(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import devices
 
     created = await devices.create_enrolment_code(
         services, args.hall, args.label, location=args.location or "", by=operator(), ttl_hours=args.hours
@@ -165,7 +157,6 @@ async def enrolment_code(services: Services, args: argparse.Namespace) -> str:
 
 
 async def audit_verify(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import audit
 
     ok, problem = await audit.verify_chain(services.store)
     if not ok:
@@ -174,7 +165,6 @@ async def audit_verify(services: Services, args: argparse.Namespace) -> str:
 
 
 async def catalog_export(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import catalog_admin
 
     data = await catalog_admin.export_catalogue(services.store)
     text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
@@ -185,7 +175,6 @@ async def catalog_export(services: Services, args: argparse.Namespace) -> str:
 
 
 async def catalog_import(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import audit, catalog_admin
 
     try:
         data = json.loads(await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8"))
@@ -198,7 +187,6 @@ async def catalog_import(services: Services, args: argparse.Namespace) -> str:
 
 
 async def keys_census(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import keyrotation
 
     held = await keyrotation.census(services.store, services.cipher)
     current = services.cipher.current_key_id
@@ -207,14 +195,12 @@ async def keys_census(services: Services, args: argparse.Namespace) -> str:
 
 
 async def keys_reseal(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import keyrotation
 
     counts = await keyrotation.reseal_all(services.store, services.cipher)
     return "已重新加密：" + ("，".join(f"{k} {v} 项" for k, v in counts.items()) or "无需处理")
 
 
 async def keys_index_census(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import keyrotation
 
     left = await keyrotation.index_census(services.store, services.cipher)
     if not left:
@@ -223,21 +209,18 @@ async def keys_index_census(services: Services, args: argparse.Namespace) -> str
 
 
 async def keys_reindex(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import keyrotation
 
     counts = await keyrotation.reindex_all(services.store, services.cipher)
     return "已重建盲索引：" + ("，".join(f"{k} {v} 项" for k, v in counts.items()) or "无需处理")
 
 
 async def keys_rotate_signing(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import departments
 
     key = await departments.rotate_signing_key(services, args.department, by=operator())
     return f"新签名密钥 / new signing key: {key['kid']}（旧密钥已停用，仍可验证 / old key retired, still verifies）"
 
 
 async def keys_signing(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import departments
 
     rows = [f"{k['department']['code']}\t{k['kid']}\t{k['status']}\t{k['not_before']:%Y-%m-%d}\t"
             f"{(k['not_after'] and format(k['not_after'], '%Y-%m-%d')) or '—'}"
@@ -246,7 +229,6 @@ async def keys_signing(services: Services, args: argparse.Namespace) -> str:
 
 
 async def uploads_import_disk(services: Services, args: argparse.Namespace) -> str:
-    from yiwang import uploads
 
     counts = await uploads.import_disk_uploads(services.store, services.cipher, services.config.data_dir)
     return f"已迁入数据库 {counts['moved']} 个，已在库 {counts['already']} 个，无主 {counts['orphans']} 个"
@@ -371,7 +353,6 @@ async def run(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["backup"]:
-        from yiwang import backup
 
         return backup.main(argv[1:])
     args = parser().parse_args(argv)

@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ReturnDocument
 
 from yiwang import audit
+from yiwang.accounts import set_agent
+from yiwang.applications import Applicant, detail_view, list_for_agent, view
 from yiwang.crypto import constant_time_equal, random_token, token_digest
 from yiwang.errors import Forbidden, InvalidInput, NotFound
 from yiwang.identity import mask_name, mask_phone
-from yiwang.people import NAME_PURPOSE, PHONE_PURPOSE
+from yiwang.people import NAME_PURPOSE, PHONE_PURPOSE, registered_name
 from yiwang.timeutil import local_today, utcnow
 
 if TYPE_CHECKING:
@@ -107,7 +109,6 @@ async def issue_activation_code(services: Services, agent_code: str, actor: audi
 async def activate(
     services: Services, account_id: str, actor: audit.Actor, agent_code: Any, code: Any
 ) -> dict[str, Any]:
-    from yiwang.accounts import set_agent
 
     if not isinstance(code, str) or not isinstance(agent_code, str):
         raise InvalidInput(
@@ -315,8 +316,6 @@ async def record_activity(services: Services, authorisation_id: str, action: str
 
 async def applicant_for(services: Services, agent_doc: Document, authorisation_id: Any, item: Any) -> Any:
     """The resident as an applicant for an agent acting under ``authorisation_id``."""
-    from yiwang.applications import Applicant
-    from yiwang.people import registered_name
 
     auth = await require_authorisation(services, agent_doc["_id"], authorisation_id, item)
     return Applicant(
@@ -333,7 +332,6 @@ async def applicant_for(services: Services, agent_doc: Document, authorisation_i
 
 async def queue(services: Services, agent_doc: Document) -> dict[str, Any]:
     """The agent's queue: what they filed, its state, and what waits for the resident."""
-    from yiwang.applications import list_for_agent, view
 
     live = await _live_for_agent(services, agent_doc["_id"])
     apps = await list_for_agent(services, agent_doc["_id"], [a["_id"] for a in live])
@@ -351,7 +349,6 @@ async def queue(services: Services, agent_doc: Document) -> dict[str, Any]:
 
 async def agent_application(services: Services, agent_doc: Document, application_id: Any) -> dict[str, Any]:
     """One application the agent filed (form and materials included; never the certificates' contents)."""
-    from yiwang.applications import detail_view
 
     doc = None
     if isinstance(application_id, str):

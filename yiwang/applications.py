@@ -36,10 +36,13 @@ import fastjsonschema
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
-from yiwang import activity, audit
+from yiwang import accounts, activity, audit, certificates, notifications, people
+from yiwang.accounts import Principal
 from yiwang.crypto import sm3_hex
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotFound
-from yiwang.timeutil import add_working_days, local_today, utcnow, working_days_between
+from yiwang.identity import mask_name, reveal_number
+from yiwang.timeutil import add_working_days, format_local, local_today, utcnow, working_days_between
+from yiwang.uploads import checks_of, owned_upload
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -91,6 +94,23 @@ class Applicant:
     @property
     def channel(self) -> str:
         return "agent" if self.agent else "mobile"
+
+
+async def applicant_of(services: Services, principal: Principal, level: int = 3) -> Applicant:
+    """The resident as an applicant; needs ``level``."""
+    index = principal.require_level(level)
+    doc = await accounts.account(services, principal.account_id)
+    sealed = (doc.get("name") or {}).get("sealed")
+    name = services.cipher.open(people.NAME_PURPOSE, sealed) if sealed else await people.registered_name(
+        services.store, services.cipher, index)
+    return Applicant(
+        index=index,
+        number=doc["number"],
+        masked_name=principal.masked_name,
+        account_id=principal.account_id,
+        actor=principal.actor,
+        name=name,
+    )
 
 
 # ---- forms ------------------------------------------------------------------
@@ -157,7 +177,6 @@ def with_applicant_identity(
     if not isinstance(form, dict):
         return form  # validate_form names the problem
     properties = (item.get("form_schema") or {}).get("properties", {})
-    from yiwang.identity import mask_name, reveal_number
 
     number = reveal_number(services.cipher, dict(applicant.number)).value
     own = {"applicant_name": applicant.name, "id_number": number}
@@ -215,8 +234,6 @@ async def validate_materials(
     services: Services, item: Mapping[str, Any], applicant: Applicant, materials: Any, *, complete: bool
 ) -> list[dict[str, Any]]:
     """Each entry is ``{"material", "upload"}`` or ``{"material", "certificate"}``."""
-    from yiwang import certificates
-    from yiwang.uploads import owned_upload
 
     if materials is None:
         materials = []
@@ -695,8 +712,6 @@ async def _deliver(
                 "请提供证照信息",
                 fields={"certificate": "必填：number、issued_on、fields"},
             )
-        from yiwang import certificates
-        from yiwang.identity import reveal_number
 
         holder = reveal_number(services.cipher, doc["applicant"]["number"])
         issued = await certificates.issue(
@@ -826,7 +841,6 @@ async def detail_view(services: Services, doc: Mapping[str, Any], *, for_staff: 
     """The detailed view, with each uploaded material's content check: the resident (or their agent)
     sees a refused image marked with WeChat's reason; staff never see a refused image (it is withheld)."""
     out = view(services, doc, detail=True)
-    from yiwang.uploads import checks_of
 
     checks = await checks_of(services.store, [m["upload"] for m in out["materials"] if m.get("kind") == "upload"])
     materials = []
@@ -861,11 +875,33 @@ async def _count_submission(services: Services, item_code: str, at: dt.datetime)
         log.warning("submission not counted", extra={"fields": {"item": item_code}})
 
 
+async def enqueue_status_change(services: Services, application: Mapping[str, Any]) -> bool:
+    """The applicant's WeChat notice of a new status (their subscription permitting)."""
+    account_id = application["applicant"].get("account_id")
+    if account_id is None:  # filed at a kiosk or by an agent authorised at a kiosk
+        bound = await services.store["wechat_accounts"].find_one(
+            {"person_index": application["applicant"]["index"]}, {"_id": 1}
+        )
+        account_id = bound["_id"] if bound else None
+    return await notifications.enqueue(
+        services,
+        account_id,
+        "application_status",
+        {
+            "item": application["item_name"],
+            "status": STATUS_LABELS[application["status"]],
+            "tracking_number": application["tracking_number"],
+            "time": format_local(application["updated_at"]),
+        },
+        f"pages/applications/detail?id={application['_id']}",
+        application["_id"],
+    )
+
+
+
 async def _notify(services: Services, doc: Document) -> None:
     """Queue the WeChat notice; a failure here never blocks the transition."""
     try:
-        from yiwang.notifications import enqueue_status_change
-
         await enqueue_status_change(services, doc)
     except Exception:
         log.exception("notification enqueue failed", extra={"fields": {"application": doc["_id"]}})

@@ -12,7 +12,7 @@ the same at start-up for whatever a crash left pending.
 Entries never hold personal data in clear: subjects are ids, people are
 referred to by blind index or masked form.
 
-``python -m yiwang.audit --help``: verify a trail offline (see ``yiwang.audit_anchor``).
+``python -m yiwang.audit_anchor --help``: verify a trail offline.
 """
 
 from __future__ import annotations
@@ -379,9 +379,3 @@ async def seal_legacy(store: Store) -> Document | None:
 async def history(store: Store, subject: str, limit: int = 100) -> list[Document]:
     cursor = store["audit"].find({"subject": subject}, sort=[("seq", -1)], limit=limit)
     return [entry async for entry in cursor]
-
-
-if __name__ == "__main__":
-    from yiwang.audit_anchor import main
-
-    raise SystemExit(main())

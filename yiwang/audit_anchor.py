@@ -12,7 +12,7 @@
   and on schedule) or from the start (``full``, the offline command), and tells
   an edited entry, a removed one and a cut tail apart.
 
-``python -m yiwang.audit verify --help`` runs it offline against a database URI.
+``python -m yiwang.audit_anchor verify --help`` runs it offline against a database URI.
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ async def open_watch(store: Store, key: bytes, checkpoint_path: Path, interval: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m yiwang.audit",
+        prog="python -m yiwang.audit_anchor",
         description="Verify a Yiwang audit trail offline: the keyed chain in the database against the signed "
         "checkpoint file. Exit status 0 intact, 1 broken, 2 usage error.",
     )
@@ -366,3 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = asyncio.run(run())
     print(json.dumps(status.view(), ensure_ascii=False, indent=2, default=str))
     return 0 if status.state == "intact" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -286,6 +286,46 @@ async def hot_items(
     return items[:limit]
 
 
+HOT_CACHE_SECONDS = 30.0
+
+
+class HotLists:
+    """Hot lists per channel and length, cached in the process for HOT_CACHE_SECONDS (a resource of
+    the process). Concurrent misses share one ranking instead of each running their own."""
+
+    def __init__(self) -> None:
+        self._cached: dict[tuple[str | None, int], tuple[float, list[Document]]] = {}
+        self._pending: dict[tuple[str | None, int], asyncio.Future[list[Document]]] = {}
+
+    async def get(self, store: Store, catalog: Catalog, *, channel: str | None, limit: int) -> list[Document]:
+        key = (channel, limit)
+        hit = self._cached.get(key)
+        if hit is not None and time.monotonic() - hit[0] < HOT_CACHE_SECONDS:
+            return hit[1]
+        running = self._pending.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[list[Document]] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            ranked = await hot_items(store, catalog, channel=channel, limit=limit)
+            self._cached[key] = (time.monotonic(), ranked)
+            future.set_result(ranked)
+            return ranked
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        finally:
+            self._pending.pop(key, None)
+
+    async def aclose(self) -> None:
+        self._cached.clear()
+
+
 # ---- scenario guidance (一次性告知) -----------------------------------------
 
 
@@ -420,3 +460,20 @@ def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:
         "window_required",
     )  # fmt: skip
     return {k: item.get(k) for k in keys}
+
+
+def where_to_go(plan: Plan) -> dict[str, str]:
+    """Per item of a plan, where the citizen does it (this hall's windows, this kiosk, the phone)."""
+    labels = {}
+    for item in plan.items:
+        if item.windows:
+            labels[item.code] = "到窗口办理：" + "、".join(f"{w} 号窗口" for w in item.windows)
+        elif item.window_required:
+            labels[item.code] = "需到窗口办理（本厅未设，请咨询导办台）"
+        elif "kiosk" in item.channels:
+            labels[item.code] = "本机可办"
+        elif "mobile" in item.channels:
+            labels[item.code] = "手机上办理"
+        else:
+            labels[item.code] = "请咨询导办台"
+    return labels

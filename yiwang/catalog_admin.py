@@ -21,7 +21,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from yiwang.catalog import bump_version
+from yiwang.catalog import bump_version, region_name
 from yiwang.errors import Conflict, InvalidInput, NotFound
 from yiwang.store import Document, Store
 from yiwang.timeutil import utcnow
@@ -219,7 +219,6 @@ _NOT_CONTENT = ("_id", "edited", "updated_at", "created_at", "created_by")
 
 async def create_hall(store: Store, raw: Mapping[str, Any], *, by: str) -> Document:
     """A new service hall; its hours and windows are then edited in the console."""
-    from yiwang.catalog import region_name
 
     code, name = str(raw.get("code", "")), str(raw.get("name", "")).strip()
     city, address = str(raw.get("city", "")), str(raw.get("address", "")).strip()

@@ -19,8 +19,8 @@ import datetime as dt
 import functools
 import json
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,8 @@ from pymongo.errors import DuplicateKeyError
 
 from yiwang import audit, departments, identity
 from yiwang.crypto import sm3, sm3_hex
-from yiwang.errors import Conflict, Forbidden, InvalidInput, NotFound
-from yiwang.timeutil import local_today, utcnow
+from yiwang.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from yiwang.timeutil import format_local, local_today, utcnow
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -95,6 +95,17 @@ class Redeemer:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+RedeemerAuthenticator = Callable[["Services", str], Awaitable[Redeemer | None]]
+
+
+@dataclass
+class RedeemerAuthenticators:
+    """The ways a redeeming party may prove who it is besides a window credential (certs_api):
+    a kiosk's device credential, plugged in at boot (a resource of the process)."""
+
+    ways: list[RedeemerAuthenticator] = field(default_factory=list)
 
 
 # ---- catalogue ---------------------------------------------------------------
@@ -840,32 +851,12 @@ async def holder_certificate(store: Store, holder_index: str, certificate_id: st
     return doc
 
 
-async def open_for_holder(
-    services: Services, holder_index: str, certificate_id: str, *, channel: str = "mobile"
-) -> dict[str, Any]:
-    doc = await holder_certificate(services.store, holder_index, certificate_id)
-    await audit.record(
-        services.store,
-        audit.Actor("resident", holder_index[:16], "持证人"),
-        "certificate.open",
-        doc["_id"],
-        channel=channel,
-        purpose="本人查看",
-    )
-    from yiwang import verification
-
-    view = full_view(services.cipher, doc)
-    view["verification_qr"] = verification.payload_for(doc)
-    return view
-
-
 # ---- access history and annotated copies (加注件) -------------------------------------
 
 COPY_VALID_DAYS_DEFAULT = 30
 
 
 def watermark_text(purpose: str, made_at: dt.datetime) -> str:
-    from yiwang.timeutil import format_local
 
     return f"仅供办理{purpose}使用 {format_local(made_at, '%Y-%m-%d')}"
 
@@ -916,7 +907,6 @@ async def get_copy(store: Store, copy_id: str, redeemer: Redeemer) -> Document:
     if valid_until.tzinfo is None:
         valid_until = valid_until.replace(tzinfo=dt.UTC)
     if valid_until < utcnow():
-        from yiwang.errors import Gone
 
         raise Gone("certificate.copy_expired", "该加注件已过有效期")
     return copy
@@ -1049,7 +1039,6 @@ async def make_copy_for_holder(
     doc = await holder_certificate(services.store, holder_index, certificate_id)
     status = effective_status(doc)
     if status != "valid":
-        from yiwang.errors import Gone
 
         raise Gone(
             "certificate.revoked", f"该证照当前状态为「{STATUS_LABELS.get(status, status)}」", detail={"status": status}

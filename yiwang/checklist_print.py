@@ -5,26 +5,22 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from yiwang.catalog import Plan
+from yiwang.fonts import font
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-)
 PAGE = (1240, 1754)  # A4 at 150 dpi
 MARGIN = 90
 FORMS = {"original": "原件", "copy": "复印件", "electronic": "电子材料"}
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for candidate in FONT_CANDIDATES:
-        if Path(candidate).exists():
-            return ImageFont.truetype(candidate, size)
-    return ImageFont.load_default()
+    try:
+        return font(size)
+    except RuntimeError:  # no CJK font installed: still a legible (if Latin-only) slip
+        return ImageFont.load_default()
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ReturnDocument
 
 from yiwang import audit
+from yiwang.applications import for_applicant
 from yiwang.content_check import SCENE_FORUM, check_text
 from yiwang.errors import Conflict, InvalidInput, NotFound
 from yiwang.timeutil import add_working_days, local, local_today, utcnow
@@ -103,7 +104,6 @@ async def _place(
     problems: dict[str, str] = {}
     place: dict[str, Any] = {"item": None, "department": None, "hall": None, "city": None}
     if application_id is not None:
-        from yiwang.applications import for_applicant
 
         try:
             app = await for_applicant(services, owner, application_id)

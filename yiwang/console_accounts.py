@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyotp
-import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pymongo import ReturnDocument
@@ -36,6 +35,7 @@ from pymongo.errors import DuplicateKeyError
 from yiwang import audit, throttle
 from yiwang.crypto import FieldCipher, random_token, token_digest
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, RateLimited
+from yiwang.rendering import qr_svg
 from yiwang.store import Document, Store
 from yiwang.timeutil import utcnow
 
@@ -378,8 +378,7 @@ def totp_qr_svg(secret: str, username: str) -> str:
     """The provisioning URI as an inline SVG QR code (a few ms, so made on the request; never cached or logged).
 
     The URI carries the secret: it goes into the QR only, never into the page text, a log or a cache."""
-    qr = segno.make(totp_uri(secret, username), error="m", micro=False, boost_error=False)
-    return str(qr.svg_inline(scale=5, border=4, dark="#000", light="#fff", svgclass="qr-code", lineclass=None))
+    return qr_svg(totp_uri(secret, username), 5, svgclass="qr-code")
 
 
 def _valid_code(code: Any) -> str:

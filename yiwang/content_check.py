@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Literal
 
+from yiwang.accounts import openid_of
 from yiwang.errors import InvalidInput
 from yiwang.wechat import WeChatError, gateway
 
@@ -38,7 +39,6 @@ async def check_text(services: Services, account_id: str | None, text: str, scen
     """The verdict on ``text``; raises ContentRefused when WeChat judges it risky."""
     if not text.strip():
         return "pass"
-    from yiwang.accounts import openid_of
 
     openid = await openid_of(services, account_id) if account_id else None
     if openid is None:

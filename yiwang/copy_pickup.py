@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
-from yiwang import audit, certificates
+from yiwang import audit, certificates, copy_files
 from yiwang.certificates import Redeemer
 from yiwang.crypto import token_digest
+from yiwang.devices import redeemer_for
 from yiwang.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from yiwang.timeutil import as_utc, utcnow
 from yiwang.wakeups import WakeUps, wakeups
@@ -83,7 +84,6 @@ async def offer(
     """The identified resident tapped 存到手机 on one of their certificates at ``device``:
     ``{pickup_id, certificate_name, qr_text, purpose, expires_at, lifetime_seconds}``
     (the QR text carries no personal data)."""
-    from yiwang.devices import redeemer_for
 
     if session.mode != "resident" or session.resident_index is None:
         raise Forbidden("copy_pickup.resident_only", "存到手机仅限居民本人办理")
@@ -237,7 +237,6 @@ async def copy_file(
 ) -> tuple[str, bytes]:
     """One saved copy as PNG (the card) or PDF (A4 with the annotation), for its holder only,
     while it is valid; audited. Returns (content type, bytes)."""
-    from yiwang import rendering
 
     if fmt not in ("png", "pdf", "ofd"):
         raise InvalidInput(
@@ -247,7 +246,7 @@ async def copy_file(
         {"_id": copy_id, "holder_index": holder_index, "via": VIA})
     if copy is None:
         raise NotFound("certificate.copy_not_found", "找不到该加注件")
-    data = await rendering.copy_image(services, copy["_id"], Redeemer(**copy["made_by"]), fmt)
+    data = await copy_files.copy_image(services, copy["_id"], Redeemer(**copy["made_by"]), fmt)
     await audit.record(services.store, actor, "certificate.copy_download", copy["certificate_id"], channel="mobile",
                        purpose=copy["purpose"], detail={"copy": copy["_id"], "format": fmt})
-    return rendering.CONTENT_TYPES[fmt], data
+    return copy_files.CONTENT_TYPES[fmt], data

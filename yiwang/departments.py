@@ -153,10 +153,7 @@ class KeyRing:
 
 
 def keyring(services: Services) -> KeyRing:
-    ring = services.extras.get("department_keys")
-    if ring is None:
-        ring = services.extras["department_keys"] = KeyRing()
-    return ring  # type: ignore[no-any-return]
+    return services.resources.get(KeyRing)
 
 
 async def _new_key_doc(services: Services, dept_code: str, generation: int) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import PyMongoError
 
 from yiwang import audit
+from yiwang.certificates import Redeemer
 from yiwang.crypto import constant_time_equal, random_token, token_digest
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from yiwang.store import Document, Store
@@ -96,13 +97,12 @@ def _device(doc: Mapping[str, Any]) -> Device:
 
 def redeemer_for(device: Device) -> Any:
     """The certificate module's Redeemer for this kiosk (kind ``kiosk``)."""
-    from yiwang.certificates import Redeemer
 
     return Redeemer(kind="kiosk", id=device.id, label=device.label)
 
 
 async def redeemer_authenticator(services: Services, header: str) -> Any:
-    """For ``services.extras["redeemer_authenticators"]`` (certs_api): a kiosk's
+    """One of the :class:`~yiwang.certificates.RedeemerAuthenticators` (certs_api): a kiosk's
     ``Authorization: Device <id>:<credential>`` as a Redeemer; None for other schemes."""
     if not header.startswith("Device "):
         return None
@@ -281,8 +281,7 @@ async def authenticate(services: Services, device_id: str, credential: str, mach
 
     A device bound to a machine must say it is that machine (``X-Device-Machine``). During a
     rotation the new credential is accepted too, and its first use retires the old one."""
-    cache: dict[str, tuple[float, str, Device, str | None]] = services.extras.setdefault("device_auth_cache",
-                                                                                         _AuthCache())
+    cache = services.resources.get(CredentialCache)
     digest = token_digest(credential)
     hit = cache.get(device_id)
     if hit is not None and time.monotonic() - hit[0] < _AUTH_CACHE_SECONDS and constant_time_equal(hit[1], digest):
@@ -334,7 +333,9 @@ async def request_credential_rotation(services: Services, device_id: str, *, by:
     return await send_command(services, {"scope": "device", "device": device_id}, "rotate_credential", by=by)
 
 
-class _AuthCache(dict[str, tuple[float, str, "Device", str | None]]):
+class CredentialCache(dict[str, tuple[float, str, "Device", str | None]]):
+    """Recently checked device credentials, per process (bounded: ``_AUTH_CACHE_MAX``)."""
+
     async def aclose(self) -> None:
         self.clear()
 
@@ -367,10 +368,8 @@ async def revoke_device(services: Services, device_id: str, *, by: audit.Actor) 
     )
     if result.matched_count == 0:
         raise NotFound("device.not_found", "找不到该设备")
-    services.extras.get("device_auth_cache", {}).pop(device_id, None)
-    hub = services.extras.get("device_hub")
-    if isinstance(hub, DeviceHub):
-        await hub.disconnect(device_id)
+    services.resources.get(CredentialCache).pop(device_id, None)
+    await hub_of(services).disconnect(device_id)
     await audit.record(services.store, by, "device.revoked", f"device:{device_id}",
                        channel="console" if by.kind == "console_user" else "system")
 
@@ -436,9 +435,7 @@ async def _enqueue(
         "by": by.id,
     }
     await services.store["device_messages"].insert_one(doc)
-    hub = services.extras.get("device_hub")
-    if isinstance(hub, DeviceHub):
-        hub.wake()
+    hub_of(services).wake()
     await audit.record(services.store, by, f"device.{kind}_pushed", f"device_message:{message_id}",
                        channel="console" if by.kind == "console_user" else "system",
                        detail={"audience": key, "topic": str(body.get("topic") or body.get("command") or "")})
@@ -471,9 +468,7 @@ async def delivery_status(services: Services, message_id: str) -> dict[str, Any]
     message = await services.store["device_messages"].find_one({"_id": message_id})
     if message is None:
         raise NotFound("device.message_not_found", "找不到该推送")
-    hub = services.extras.get("device_hub")
-    if isinstance(hub, DeviceHub):
-        await hub.flush()
+    await hub_of(services).flush()
     target = message["target"]
     query: dict[str, Any] = {"status": "active", "enrolled_at": {"$lte": message["created_at"]}}
     scope = target.get("scope")
@@ -791,21 +786,8 @@ class DeviceHub:
 
 
 def hub_of(services: Services) -> DeviceHub:
-    hub = services.extras.get("device_hub")
-    if not isinstance(hub, DeviceHub):
-        raise RuntimeError("device hub not started")
-    return hub
-
-
-async def start_hub(services: Services, **options: Any) -> DeviceHub:
-    """Create and start this process's hub once (idempotent)."""
-    hub = services.extras.get("device_hub")
-    if isinstance(hub, DeviceHub):
-        return hub
-    hub = DeviceHub(services, **options)
-    services.extras["device_hub"] = hub
-    await hub.start()
-    return hub
+    """The process's hub (started at boot, ``yiwang.boot``)."""
+    return services.resources.get(DeviceHub)
 
 
 async def online_by_hall(store: Store) -> dict[str, tuple[int, int]]:
@@ -822,8 +804,7 @@ async def online_by_hall(store: Store) -> dict[str, tuple[int, int]]:
 
 
 def online_ids(services: Services) -> Iterable[str]:
-    hub = services.extras.get("device_hub")
-    return list(hub.connections) if isinstance(hub, DeviceHub) else []
+    return list(hub_of(services).connections)
 
 
 async def dev_enrolment_code(services: Services) -> str:

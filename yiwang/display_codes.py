@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
-from yiwang import audit, certificates
+from yiwang import audit, certificates, verification
 from yiwang.certificates import Redeemer
 from yiwang.crypto import token_digest
 from yiwang.errors import Conflict, Gone, InvalidInput, NotFound
@@ -163,7 +163,6 @@ async def redeem_display_code(services: Services, code: Any, redeemer: Redeemer)
 
 def delivered(services: Services, cert: Document, copy: Document) -> dict[str, Any]:
     """What a redeeming party receives: the certificate, the copy record and its watermark."""
-    from yiwang import verification
 
     view = certificates.full_view(services.cipher, cert)
     view.pop("status_history", None)

@@ -16,6 +16,7 @@ from yiwang import audit
 from yiwang.applications import COMPLETED, Staff, for_applicant
 from yiwang.content_check import SCENE_COMMENT, check_text
 from yiwang.errors import Conflict, InvalidInput, NotFound
+from yiwang.notifications import enqueue
 from yiwang.timeutil import add_working_days, local_today, utcnow
 
 if TYPE_CHECKING:
@@ -208,7 +209,6 @@ async def rectifications_for_department(services: Services, staff: Staff) -> lis
 
 async def send_due_invitations(services: Services, limit: int = 50) -> int:
     """Invite residents to rate applications completed 3+ days ago and not yet rated."""
-    from yiwang.notifications import enqueue
 
     cutoff = utcnow() - INVITE_AFTER
     cursor = services.store["applications"].find(

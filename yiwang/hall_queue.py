@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from yiwang import audit
+from yiwang import audit, devices
 from yiwang.crypto import constant_time_equal, random_token
 from yiwang.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from yiwang.notifications import enqueue
 from yiwang.timeutil import SHANGHAI, format_local, is_working_day, local_today, utcnow
 
 if TYPE_CHECKING:
@@ -682,11 +683,8 @@ class CallBoard:
 
 
 def board_of(services: Services) -> CallBoard:
-    board = services.extras.get("queue_call_board")
-    if not isinstance(board, CallBoard):
-        board = CallBoard()
-        services.extras["queue_call_board"] = board
-    return board
+    """The process's board of calls (a resource started at boot)."""
+    return services.resources.get(CallBoard)
 
 
 def call_text(number: str, window: str) -> str:
@@ -706,7 +704,6 @@ async def _announce(services: Services, hall_doc: Mapping[str, Any], ticket: Map
     })  # fmt: skip
     board_of(services).wake(hall)
     # The hall display's agent says it (``topic: call`` → its speaker) and shows it.
-    from yiwang import devices
 
     try:
         await devices.push(services, {"scope": "group", "hall": hall, "group": DISPLAY_GROUP},
@@ -747,7 +744,6 @@ async def wait_for_calls(services: Services, hall: str, since: int, seconds: flo
 
 async def notify_near(services: Services, hall: str, category: str) -> int:
     """Remote tickets now at most ``near_ahead`` from their turn get one subscribe message."""
-    from yiwang.notifications import enqueue
 
     config = await settings(services, hall)
     near = int(config.get("near_ahead") or NEAR_AHEAD_DEFAULT)

@@ -5,8 +5,8 @@ In production this is the public-security verification service (公安部人口�
 from ``data/demo/residents.json`` (and any resident in the ``residents``
 collection) whose recorded name matches, and rejects everyone else.
 
-A provider is chosen by putting it in ``services.extras["identity_verifier"]``
-(tests swap in their own); the default is the demo provider.
+The provider is a resource of the process, chosen at boot (``yiwang.boot``); tests swap
+in their own with ``services.resources.replace(provider, IdentityVerifier)``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,5 @@ class DemoPopulationVerifier:
 
 
 def verifier(services: Services) -> IdentityVerifier:
-    found = services.extras.get("identity_verifier")
-    if found is None:
-        found = services.extras["identity_verifier"] = DemoPopulationVerifier()
-    return found  # type: ignore[no-any-return]
+    """The process's verification provider (chosen at boot, ``yiwang.boot``)."""
+    return services.resources.get(IdentityVerifier)  # type: ignore[type-abstract]

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from yiwang import audit, certificates, kiosk_events, rendering
+from yiwang import audit, certificates, copy_files, kiosk_events, verification
+from yiwang.devices import redeemer_for
 from yiwang.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
@@ -59,19 +60,18 @@ async def open_certificate(
     services: Services, session: KioskSession, device: Device, certificate_id: str
 ) -> dict[str, Any]:
     holder_index = _require_visible(session, certificate_id)
-    return await certificates.open_for_holder(services, holder_index, certificate_id, channel="kiosk")
+    return await verification.open_for_holder(services, holder_index, certificate_id, channel="kiosk")
 
 
 async def print_certificate(
     services: Services, session: KioskSession, device: Device, certificate_id: str, purpose: Any
 ) -> bytes:
     """Record an annotated copy made by this kiosk for ``purpose`` and render it as an A4 PDF."""
-    from yiwang.devices import redeemer_for
 
     holder_index = _require_visible(session, certificate_id)
     redeemer = redeemer_for(device)
     copy = await certificates.make_copy_for_holder(services, holder_index, certificate_id, redeemer, purpose)
-    pdf = await rendering.copy_image(services, copy["_id"], redeemer, "pdf")
+    pdf = await copy_files.copy_image(services, copy["_id"], redeemer, "pdf")
     await audit.record(services.store, device.actor, "certificate.print", certificate_id, channel="kiosk",
                        purpose=copy["purpose"], detail={"hall": device.hall, "copy": copy["_id"]},
                        on_behalf_of=_on_behalf(session))

@@ -79,10 +79,7 @@ class EventRecorder:
 
 
 def recorder(services: Services) -> EventRecorder:
-    found = services.extras.get("kiosk_events")
-    if found is None:
-        found = services.extras["kiosk_events"] = EventRecorder(services)
-    return found  # type: ignore[no-any-return]
+    return services.resources.get(EventRecorder)
 
 
 def record(services: Services, hall: str, kind: str, *, mode: str | None = None) -> None:

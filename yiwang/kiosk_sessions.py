@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
-from yiwang import audit, kiosk_events
+from yiwang import agents, audit, consent, kiosk_events
+from yiwang.certificates import Redeemer
 from yiwang.crypto import random_token, token_digest
-from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
+from yiwang.devices import redeemer_for
+from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound, YiwangError
 from yiwang.identity import mask_name, parse_id_number
-from yiwang.people import name_matches, resident_by_number
+from yiwang.people import name_matches, resident_by_index, resident_by_number
 from yiwang.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
 
 SESSION_IDLE = dt.timedelta(minutes=3)
 _TOUCH_AFTER = dt.timedelta(seconds=20)
-
 
 @dataclass(frozen=True)
 class KioskSession:
@@ -75,7 +76,6 @@ class KioskSession:
             "handling": self.handling_label,
         }
 
-
 def _session(doc: dict[str, Any]) -> KioskSession:
     return KioskSession(
         id=doc["_id"],
@@ -95,7 +95,6 @@ def _session(doc: dict[str, Any]) -> KioskSession:
         method=doc.get("method", ""),
     )
 
-
 async def _identify(services: Services, id_number: Any, name: Any) -> tuple[Any, str]:
     if not isinstance(id_number, str) or not isinstance(name, str) or not name.strip():
         raise InvalidInput("kiosk.id_card_invalid", "未能读取身份证信息，请重新放置身份证")
@@ -107,24 +106,18 @@ async def _identify(services: Services, id_number: Any, name: Any) -> tuple[Any,
         raise Forbidden("kiosk.id_card_mismatch", "身份证信息核验未通过，请到窗口咨询")
     return person, mask_name(name.strip())
 
-
 async def _drop_device_sessions(services: Services, device_id: str) -> None:
     """End every session on this device, wiping what 扫码取证 released to it."""
     async for doc in services.store["kiosk_sessions"].find({"device": device_id, "consent_session": {"$ne": None}}):
         await _end_consent(services, doc)
     await services.store["kiosk_sessions"].delete_many({"device": device_id})
 
-
 async def _end_consent(services: Services, doc: dict[str, Any]) -> None:
-    from yiwang import consent
-    from yiwang.certificates import Redeemer
-    from yiwang.errors import YiwangError
 
     if doc.get("consent_session"):
         with contextlib.suppress(YiwangError):
             await consent.end_consent_session(services, doc["consent_session"],
                                               Redeemer("kiosk", doc["device"], doc.get("device_label", "")))
-
 
 async def start_by_id_card(
     services: Services, device: Device, id_number: Any, name: Any, *, method: str = "id_card"
@@ -156,7 +149,6 @@ async def start_by_id_card(
     kiosk_events.record(services, device.hall, "session_start", mode="resident")
     return token, _session(doc)
 
-
 async def start_agent_mode(
     services: Services, device: Device, agent_code: str, agent_label: str
 ) -> tuple[str, KioskSession]:
@@ -175,10 +167,8 @@ async def start_agent_mode(
                        f"device:{device.id}", channel="agent")
     return token, _session(doc)
 
-
 async def set_agent_scope(services: Services, session: KioskSession, scope: dict[str, Any]) -> None:
     await services.store["kiosk_sessions"].update_one({"_id": session.id, "mode": "agent"}, {"$set": {"scope": scope}})
-
 
 async def agent_session_on(services: Services, device_id: str) -> KioskSession | None:
     """The live agent-mode session on this kiosk (the reader does not know the page's token)."""
@@ -186,14 +176,12 @@ async def agent_session_on(services: Services, device_id: str) -> KioskSession |
         {"device": device_id, "mode": "agent", "expires_at": {"$gt": utcnow()}})
     return _session(doc) if doc else None
 
-
 async def authorise_resident(
     services: Services, session: KioskSession, device: Device, id_number: Any, name: Any
 ) -> KioskSession:
     """In agent mode: the resident present puts their ID card on the reader, which records their
     authorisation of the agent for the chosen items and period (``agents.grant_authorisation``,
     channel ``kiosk``)."""
-    from yiwang import agents
 
     if session.mode != "agent":
         raise Forbidden("kiosk.not_agent_mode", "当前不是代办模式")
@@ -218,7 +206,6 @@ async def authorise_resident(
                        detail={"device": device.id, "method": "id_card", "authorisation": granted["id"]})
     return _session(doc)
 
-
 async def current(services: Services, token: str | None, device_id: str | None) -> KioskSession | None:
     """The live session for this token on this device (sliding expiry), or None."""
     if not token or len(token) > 64:
@@ -237,7 +224,6 @@ async def current(services: Services, token: str | None, device_id: str | None) 
         )
     return _session(doc)
 
-
 async def end(services: Services, token: str | None) -> None:
     """结束服务 / idle reset: the session goes, and so does whatever the phone released to it."""
     if token and len(token) <= 64:
@@ -245,23 +231,17 @@ async def end(services: Services, token: str | None) -> None:
         if doc is not None:
             await _end_consent(services, doc)
 
-
 async def end_for_device(services: Services, device_id: str) -> None:
     await _drop_device_sessions(services, device_id)
-
 
 # ---- 扫码取证 as identification -------------------------------------------------------
 
 CONSENT_PURPOSE = "自助终端查看和打印证照"
 
-
 async def open_consent_identification(services: Services, device: Device) -> dict[str, Any]:
     """A consent session for this kiosk: ``{session_id, qr_text, expires_at}`` (the QR carries no personal data)."""
-    from yiwang import consent
-    from yiwang.devices import redeemer_for
 
     return await consent.create_consent_session(services, redeemer_for(device), CONSENT_PURPOSE)
-
 
 async def await_consent_identification(
     services: Services, device: Device, consent_session_id: Any, wait_seconds: float = 25.0
@@ -269,9 +249,6 @@ async def await_consent_identification(
     """Long-poll for the holder's release. On release, the holder is identified at this kiosk: a new
     session that may show exactly the released certificates. ``{"status": "waiting"}`` or
     ``{"status": "released", "session": token, ...public view}``; Gone when the QR expired."""
-    from yiwang import consent
-    from yiwang.devices import redeemer_for
-    from yiwang.people import resident_by_index
 
     redeemer = redeemer_for(device)
     result = await consent.wait_for_release(services, consent_session_id, redeemer, wait_seconds)

@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from pymongo import monitoring
-
-if TYPE_CHECKING:
-    from yiwang.store import Store
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -88,29 +84,6 @@ class _Figures:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield from self.families
-
-
-async def database_figures(store: Store) -> list[GaugeMetricFamily]:
-    """Figures that live in the database, read by whichever process is scraped."""
-    from yiwang import devices, notifications
-
-    started = time.perf_counter()
-    waiting, failed = await notifications.backlog(store)
-    by_hall = await devices.online_by_hall(store)
-    active = GaugeMetricFamily("yiwang_devices_active", "Enrolled devices not revoked, by hall", labels=["hall"])
-    online = GaugeMetricFamily("yiwang_devices_online", "Devices seen online lately, by hall", labels=["hall"])
-    for hall, (count, live) in sorted(by_hall.items()):
-        active.add_metric([hall], count)
-        online.add_metric([hall], live)
-    return [
-        GaugeMetricFamily("yiwang_notifications_backlog", "Subscribe messages waiting to be sent", value=waiting),
-        GaugeMetricFamily("yiwang_notifications_failed", "Subscribe messages that failed for good", value=failed),
-        active,
-        online,
-        GaugeMetricFamily(
-            "yiwang_scrape_db_seconds", "Time this scrape spent in the database", value=time.perf_counter() - started
-        ),
-    ]
 
 
 def render(extra: list[GaugeMetricFamily] | None = None) -> bytes:

@@ -20,15 +20,15 @@ import datetime as dt
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
-from yiwang.accounts import OPENID_PURPOSE, take_subscription
-from yiwang.errors import InvalidInput
-from yiwang.timeutil import format_local, utcnow
+from yiwang.accounts import OPENID_PURPOSE, Principal
+from yiwang.errors import Forbidden, InvalidInput, NotFound
+from yiwang.timeutil import utcnow
 from yiwang.wechat import PERMANENT, WeChatError, gateway
 
 if TYPE_CHECKING:
@@ -168,34 +168,48 @@ async def enqueue(  # noqa: PLR0917
             "last_error": None,
         }
     )
-    sender = services.extras.get("notification_sender")
-    if isinstance(sender, Sender):
+    sender = services.resources.find(Sender)
+    if sender is not None:
         sender.wake()
     return True
 
 
-async def enqueue_status_change(services: Services, application: Mapping[str, Any]) -> bool:
-    from yiwang.applications import STATUS_LABELS
+# ---- subscriptions (wx.requestSubscribeMessage) -------------------------------------------
 
-    account_id = application["applicant"].get("account_id")
-    if account_id is None:  # filed at a kiosk or by an agent authorised at a kiosk
-        bound = await services.store["wechat_accounts"].find_one(
-            {"person_index": application["applicant"]["index"]}, {"_id": 1}
+
+async def add_subscriptions(services: Services, principal: Principal, template_ids: Any) -> dict[str, int]:
+    """Record templates the resident accepted in ``wx.requestSubscribeMessage``
+    (each acceptance allows one message)."""
+    if principal.kind != "resident":
+        raise Forbidden("auth.resident_only", "仅限市民账号使用")
+    known = {t.id for t in templates(services.config).values()}
+    if (
+        not isinstance(template_ids, list)
+        or not template_ids
+        or len(template_ids) > 10
+        or any(not isinstance(t, str) or t not in known for t in template_ids)
+    ):
+        raise InvalidInput(
+            "subscription.invalid", "订阅消息模板无效", fields={"template_ids": "请提供已知的模板 ID 列表"}
         )
-        account_id = bound["_id"] if bound else None
-    return await enqueue(
-        services,
-        account_id,
-        "application_status",
-        {
-            "item": application["item_name"],
-            "status": STATUS_LABELS[application["status"]],
-            "tracking_number": application["tracking_number"],
-            "time": format_local(application["updated_at"]),
-        },
-        f"pages/applications/detail?id={application['_id']}",
-        application["_id"],
+    inc: dict[str, int] = {}
+    for template_id in template_ids:  # accepting a template twice allows two messages
+        inc[f"subscriptions.{template_id}"] = inc.get(f"subscriptions.{template_id}", 0) + 1
+    updated = await services.store["wechat_accounts"].find_one_and_update(
+        {"_id": principal.account_id}, {"$inc": inc}, return_document=True
     )
+    if updated is None:
+        raise NotFound("account.not_found", "找不到该账号")
+    return {k: int(v) for k, v in (updated.get("subscriptions") or {}).items()}
+
+
+async def take_subscription(services: Services, account_id: str, template_id: str) -> bool:
+    """Use one subscription of ``template_id``; False if the resident has none left."""
+    used = await services.store["wechat_accounts"].find_one_and_update(
+        {"_id": account_id, f"subscriptions.{template_id}": {"$gt": 0}},
+        {"$inc": {f"subscriptions.{template_id}": -1}},
+    )
+    return used is not None
 
 
 async def backlog(store: Store, limit: int = 100_000) -> tuple[int, int]:
@@ -263,11 +277,17 @@ async def _send_one(services: Services, message: Mapping[str, Any]) -> None:
     await outbox.update_one({"_id": message["_id"]}, {"$set": {"status": "sent", "sent_at": utcnow()}})
 
 
-class Sender:
-    """The background task: started on first use by the app, cancelled by aclose()."""
+# A periodic job that queues messages (evaluation invitations, expiry reminders): given at boot.
+Job = Callable[["Services"], Awaitable[int]]
 
-    def __init__(self, services: Services) -> None:
+
+class Sender:
+    """The background task sending the outbox (and the daily reminder jobs): started at boot
+    (``yiwang.boot``), cancelled by aclose()."""
+
+    def __init__(self, services: Services, jobs: Sequence[Job] = ()) -> None:
         self._services = services
+        self._jobs = tuple(jobs)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_jobs = 0.0
@@ -286,11 +306,8 @@ class Sender:
                 await send_due(self._services)
                 if loop.time() - self._last_jobs >= JOBS_EVERY_SECONDS:
                     self._last_jobs = loop.time()
-                    from yiwang.evaluations import send_due_invitations
-                    from yiwang.reminders import push_expiry_reminders
-
-                    await send_due_invitations(self._services)
-                    await push_expiry_reminders(self._services)
+                    for job in self._jobs:
+                        await job(self._services)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -305,13 +322,3 @@ class Sender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-
-def ensure_sender(services: Services) -> Sender:
-    """The process's sender, started if it is not running (call from the event loop)."""
-    sender = services.extras.get("notification_sender")
-    if not isinstance(sender, Sender):
-        gateway(services)  # registered first, so it is closed after the sender stops
-        sender = services.extras["notification_sender"] = Sender(services)
-    sender.start()
-    return sender

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ReturnDocument
 
-from yiwang import accounts, audit
+from yiwang import accounts, audit, notifications
 from yiwang.crypto import token_digest
 from yiwang.errors import Forbidden, InvalidInput
 from yiwang.timeutil import format_local, utcnow
@@ -113,7 +113,7 @@ async def _use_code(services: Services, index: str, code: str, account_id: str) 
 # ---- the phone side -----------------------------------------------------------------------
 
 
-async def rebind(
+async def rebind_identity(
     services: Services, principal: Principal, name: Any, id_number: Any, rebind_code: Any, *, address: str = ""
 ) -> dict[str, Any]:
     """Bind name + number to the caller's account, moving it from another account only with proof."""
@@ -167,7 +167,6 @@ async def _move(  # noqa: PLR0917
     services: Services, principal: Principal, checked: CheckedIdentity, holder: dict[str, Any], method: str,
     level: int,
 ) -> dict[str, Any]:
-    from yiwang import notifications
 
     now = utcnow()
     when = format_local(now, "%Y-%m-%d %H:%M")
@@ -185,3 +184,17 @@ async def _move(  # noqa: PLR0917
         "pages/me/index", holder["_id"],
     )
     return view
+
+
+async def bind_real_name(
+    services: Services, principal: Principal, name: Any, id_number: Any, *, rebind: Any = False,
+    rebind_code: Any = None, address: str = "",
+) -> dict[str, Any]:
+    """Bind the person to this account (``POST /me/identity``): a plain bind, or with ``rebind``
+    the move of an identity another account holds, on a stronger proof (:func:`rebind`)."""
+    if not isinstance(rebind, bool):
+        await accounts.checked_identity(services, principal, name, id_number, address=address,
+                                        extra_problems={"rebind": "必须是 true 或 false"})
+    if rebind:
+        return await rebind_identity(services, principal, name, id_number, rebind_code, address=address)
+    return await accounts.bind_real_name(services, principal, name, id_number, address=address)

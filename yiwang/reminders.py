@@ -13,6 +13,7 @@ from yiwang import certificates
 from yiwang.accounts import accounts_for_person
 from yiwang.applications import COMPLETED, list_for_applicant, view
 from yiwang.errors import NotFound
+from yiwang.notifications import enqueue
 from yiwang.people import companies_represented_by
 from yiwang.timeutil import local_today, utcnow
 
@@ -106,7 +107,6 @@ async def company_page(services: Services, person_index: str, company_id: str) -
 async def push_expiry_reminders(services: Services, today: dt.date | None = None) -> int:
     """Push a WeChat reminder to the holder of each certificate that comes within 90, then within
     30, days of lapsing: once per certificate and window, whichever process runs the job first."""
-    from yiwang.notifications import enqueue
 
     today = today or local_today()
     last_day = today + dt.timedelta(days=max(EXPIRY_WINDOWS))

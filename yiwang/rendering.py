@@ -10,56 +10,31 @@ from __future__ import annotations
 
 import functools
 import io
-import shutil
-import subprocess
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
-from yiwang import certificates, verification
-from yiwang.errors import InvalidInput
+from yiwang.fonts import font
 from yiwang.timeutil import format_local
 
 if TYPE_CHECKING:
-    from yiwang.certificates import Redeemer
-    from yiwang.runtime import Services
+    pass
 
 DPI = 300
 CARD_MM = (85.6, 54.0)
 CARD_PX = (round(CARD_MM[0] / 25.4 * DPI), round(CARD_MM[1] / 25.4 * DPI))  # 1011 × 638
 A4_PX = (round(210 / 25.4 * DPI), round(297 / 25.4 * DPI))  # 2480 × 3508
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-)
-
-
-@functools.cache
-def font_path() -> str:
-    for candidate in FONT_CANDIDATES:
-        if Path(candidate).exists():
-            return candidate
-    if shutil.which("fc-match"):
-        found = subprocess.run(
-            ["fc-match", "-f", "%{file}", "sans-serif:lang=zh-cn"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        if found:
-            return found
-    raise RuntimeError("no CJK font found: install fonts-wqy-microhei or fonts-noto-cjk")
-
-
-@functools.lru_cache(maxsize=32)  # a handful of sizes in the layouts
-def font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(font_path(), size)
-
-
 def _hex_colour(value: Any, default: str = "#1F5FA8") -> tuple[int, int, int]:
     text = value if isinstance(value, str) and len(value) == 7 and value.startswith("#") else default
     return int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)
+
+
+def qr_svg(text: str, scale: int = 6, **options: str) -> str:
+    """A QR code (level M) as inline SVG for a page; ``options`` go to segno (``svgclass``, …)."""
+    qr = segno.make(text, error="m", micro=False, boost_error=False)
+    return str(qr.svg_inline(scale=scale, dark="#000", light="#fff", **options))
 
 
 @functools.lru_cache(maxsize=512)
@@ -222,25 +197,3 @@ def annotation_of(copy: Mapping[str, Any]) -> dict[str, str]:
         "制作事由": str(copy["purpose"]),
         "有效期截止": format_local(copy["valid_until"]),
     }
-
-
-CONTENT_TYPES = {"png": "image/png", "pdf": "application/pdf", "ofd": "application/ofd"}
-
-
-async def copy_image(services: Services, copy_id: str, redeemer: Redeemer, fmt: str) -> bytes:
-    """The annotated copy (加注件) as PNG, PDF or sealed OFD, for whoever made it, off the event loop."""
-    if fmt not in CONTENT_TYPES:
-        raise InvalidInput("certificate.format_invalid", "格式只能是 png、pdf 或 ofd")
-    copy = await certificates.get_copy(services.store, copy_id, redeemer)
-    cert = await certificates.get_certificate(services.store, copy["certificate_id"])
-    if fmt == "ofd":
-        from yiwang.ofd import files as ofd_files
-
-        return await ofd_files.copy_ofd(services, copy, cert)
-    view = certificates.full_view(services.cipher, cert)
-    ctype = certificates.load_types().get(cert["type"])
-    layout = dict(ctype.layout) if ctype else {}
-    qr_text = verification.payload_for(cert)
-    if fmt == "png":
-        return await services.offload.run(card_png, view, layout, qr_text, copy["watermark"])
-    return await services.offload.run(print_pdf, view, layout, qr_text, copy["watermark"], annotation_of(copy))

@@ -1,31 +1,82 @@
-"""Start-up and shutdown of the process's shared resources, in named steps
-that mirror each other: database, store, crypto, offloader, demo data.
+"""The process's shared resources: the services container every domain function takes.
 
-``server.py`` and the tests both use :func:`open_services` / ``close``.
+It imports no domain module (so no domain module's import of it can close a circle).
+Long-lived objects (the device hub, the notification sender, the WeChat gateway, the
+identity verifier, caches, background jobs) are typed entries of ``services.resources``,
+one per type, created and started at boot (``yiwang.boot``) and closed in reverse order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
-from yiwang.audit_anchor import AuditWatch, open_watch
 from yiwang.blocking import Offloader
 from yiwang.catalog import Catalog
 from yiwang.config import Config
 from yiwang.crypto import FieldCipher
 from yiwang.embedded import EmbeddedMongo
-from yiwang.store import MigrationContext, Store
+from yiwang.store import Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+class Resources:
+    """Typed, named long-lived objects: ``resources.get(WeChatGateway)``. Each is added once at
+    boot, in start order; ``aclose`` closes them in reverse, so a sender stops before the
+    gateway it sends through."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[type, Any] = {}
+
+    def add(self, resource: T, kind: type[T] | None = None) -> T:
+        """Add ``resource`` under its own type, or under ``kind`` (a protocol it fulfils)."""
+        key = kind or type(resource)
+        if key in self._by_kind:
+            raise RuntimeError(f"{key.__name__} is already running in this process")
+        self._by_kind[key] = resource
+        return resource
+
+    def replace(self, resource: T, kind: type[T] | None = None) -> T:
+        """Swap a running resource for another of the same kind (tests plug their fakes in here)."""
+        self._by_kind[kind or type(resource)] = resource
+        return resource
+
+    def get(self, kind: type[T]) -> T:
+        found = self._by_kind.get(kind)
+        if found is None:
+            raise RuntimeError(f"{kind.__name__} is not running in this process")
+        return cast(T, found)
+
+    def find(self, kind: type[T]) -> T | None:
+        return cast(T | None, self._by_kind.get(kind))
+
+    def __contains__(self, kind: type) -> bool:
+        return kind in self._by_kind
+
+    async def aclose(self) -> None:
+        for kind, resource in reversed(list(self._by_kind.items())):
+            closer = getattr(resource, "aclose", None)
+            if closer is None:
+                continue
+            try:
+                await closer()
+            except Exception:
+                log.exception("close failed", extra={"fields": {"resource": kind.__name__}})
+        self._by_kind.clear()
 
 
 @dataclass
 class Services:
-    """Everything a request may need, built once per process."""
+    """Everything a request may need, built once per process by ``yiwang.boot.open_services``."""
 
     config: Config
     store: Store
@@ -33,91 +84,12 @@ class Services:
     offload: Offloader
     catalog: Catalog
     embedded: EmbeddedMongo | None = None
-    audit: AuditWatch | None = None  # verifies the audit trail at start-up and on schedule
-    # Per-concept long-lived objects (caches, clients, channels), keyed by concept.
-    extras: dict[str, Any] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
 
     async def close(self, *, close_store: bool = True) -> None:
-        if self.audit is not None:
-            await self.audit.aclose()
-        for name, extra in reversed(list(self.extras.items())):
-            closer = getattr(extra, "aclose", None)
-            if closer is not None:
-                try:
-                    await closer()
-                except Exception:
-                    log.exception("close failed", extra={"fields": {"resource": name}})
+        await self.resources.aclose()
         if close_store:
             await self.store.close()
         self.offload.shutdown()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
-
-
-def _leave_address(config: Config, uri: str) -> None:
-    """Where the embedded database listens, for ``python -m yiwang.admin`` while the server runs (0600)."""
-    path = config.data_dir / "embedded.uri"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(uri + "\n")
-
-
-async def open_services(config: Config, *, store: Store | None = None) -> Services:
-    embedded = None
-    watch: AuditWatch | None = None
-    cipher = FieldCipher(
-        config.pii_key, config.blind_index_key, config.pii_keys_previous, config.blind_index_keys_previous
-    )
-    if store is None:
-        uri = config.mongodb_uri
-        if not uri:
-            path = config.data_dir / "yiwang.sqlite" if config.embedded_engine == "sqlite" else None
-            embedded = EmbeddedMongo(path)
-            uri = await asyncio.to_thread(embedded.start)
-            _leave_address(config, uri)
-            log.info("embedded database started", extra={"fields": {"engine": config.embedded_engine}})
-        store = Store.connect(uri, config.mongodb_db)
-    try:
-        await store.prepare(MigrationContext(config.data_dir, cipher))
-        services = Services(
-            config=config,
-            store=store,
-            cipher=cipher,
-            offload=Offloader(config.workers),
-            catalog=Catalog(store),
-            embedded=embedded,
-        )
-        # Kiosks redeem display codes and hold consent sessions with their device credential.
-        from yiwang import devices
-
-        services.extras["redeemer_authenticators"] = [devices.redeemer_authenticator]
-        services.audit = watch = await open_watch(
-            store, config.audit_key, config.audit_checkpoints, config.audit_verify_seconds, services.offload.run
-        )
-        # Entered holiday schedules apply before the first deadline is computed.
-        from yiwang.workcalendar import CalendarKeeper
-
-        keeper = services.extras["work_calendar"] = CalendarKeeper(store)
-        await keeper.start()
-        if config.pii_keys_previous:  # a PII key rotation is under way: re-seal in the background
-            from yiwang.keyrotation import Resealer
-
-            resealer = services.extras["resealer"] = Resealer(store, services.cipher)
-            resealer.start()
-        if config.blind_index_keys_previous:  # a blind-index key rotation is under way: re-index in the background
-            from yiwang.keyrotation import Reindexer
-
-            reindexer = services.extras["reindexer"] = Reindexer(store, services.cipher)
-            reindexer.start()
-        if config.demo_data:
-            from yiwang.seed import load_demo_data
-
-            await load_demo_data(services)
-    except BaseException:
-        if watch is not None:
-            await watch.aclose()
-        await store.close()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-        raise
-    return services

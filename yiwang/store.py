@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-if TYPE_CHECKING:
-    from yiwang.crypto import FieldCipher
+from yiwang.metrics import listen_to_database
 
 log = logging.getLogger(__name__)
 
@@ -173,51 +170,6 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "queue_slots": [],
 }
 
-@dataclass(frozen=True)
-class MigrationContext:
-    """What a migration may need besides the database: this host's files and the keys."""
-
-    data_dir: Path
-    cipher: FieldCipher
-
-
-class MigrationDeferred(Exception):
-    """A migration that cannot run here (no context: a test store, a tool); left for the server's start."""
-
-
-Migration = Callable[["Store", "MigrationContext | None"], Awaitable[None]]
-
-
-async def _initial_schema(store: Store, context: MigrationContext | None) -> None:
-    """Version 1: the collections and indexes above; nothing to transform."""
-
-
-async def _daily_counts(store: Store, context: MigrationContext | None) -> None:
-    """Version 2: per-day application counts (yiwang.activity) from the applications already there."""
-    from yiwang import activity
-
-    await activity.backfill(store)
-
-
-async def _uploads_into_database(store: Store, context: MigrationContext | None) -> None:
-    """Version 3: uploads sealed on this host's disk move into ``file_chunks`` (yiwang.uploads).
-    Another host's files: ``python -m yiwang.admin uploads import-disk`` there; until then they
-    are read from that host's disk."""
-    if context is None:
-        raise MigrationDeferred("needs DATA_DIR and the keys")
-    from yiwang.uploads import import_disk_uploads
-
-    await import_disk_uploads(store, context.cipher, context.data_dir)
-
-
-# Ordered, append-only. Each runs once; the version reached is kept in `meta`.
-MIGRATIONS: Sequence[tuple[int, str, Migration]] = (
-    (1, "initial schema", _initial_schema),
-    (2, "daily application counts", _daily_counts),
-    (3, "uploads from DATA_DIR/uploads into the database", _uploads_into_database),
-)
-
-
 class Store:
     """One database handle shared by the whole process."""
 
@@ -227,8 +179,6 @@ class Store:
 
     @classmethod
     def connect(cls, uri: str, db_name: str) -> Store:
-        from yiwang.metrics import listen_to_database
-
         listen_to_database()  # command latency for /metrics: registered before the first client exists
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, appname="yiwang"
@@ -246,30 +196,9 @@ class Store:
             if models:
                 await self.db[name].create_indexes(list(models))
 
-    async def migrate(self, context: MigrationContext | None = None) -> int:
-        meta = self.db["meta"]
-        current = await meta.find_one({"_id": "schema_version"})
-        version = int(current["version"]) if current else 0
-        for number, title, step in MIGRATIONS:
-            if number <= version:
-                continue
-            log.info("migration", extra={"fields": {"version": number, "title": title}})
-            try:
-                await step(self, context)
-            except MigrationDeferred:
-                log.info("migration deferred", extra={"fields": {"version": number, "title": title}})
-                break
-            await meta.update_one(
-                {"_id": "schema_version"},
-                {"$set": {"version": number, "title": title, "at": utcnow()}},
-                upsert=True,
-            )
-            version = number
-        return version
-
-    async def prepare(self, context: MigrationContext | None = None) -> None:
+    async def prepare(self) -> None:
+        """Indexes now; the data's migrations are the boot's (``yiwang.migrations``)."""
         await self.ensure_indexes()
-        await self.migrate(context)
 
     async def ping(self) -> bool:
         try:

@@ -39,9 +39,11 @@ from PIL import Image, ImageOps
 from pymongo import ReturnDocument
 
 from yiwang import audit, filestore
+from yiwang.accounts import openid_of
 from yiwang.crypto import constant_time_equal, random_token, token_digest
 from yiwang.errors import InvalidInput, NotFound, TooLarge
 from yiwang.timeutil import as_utc, utcnow
+from yiwang.wechat import WeChatError, gateway
 
 if TYPE_CHECKING:
     from yiwang.crypto import FieldCipher
@@ -218,7 +220,6 @@ async def store_upload(
     doc = {"_id": upload_id, "owner": owner, "uploaded_by": actor.id, "created_at": utcnow(), **meta}
     openid = None
     if meta["content_type"] != PDF_TYPE and account_id is not None:
-        from yiwang.accounts import openid_of
 
         openid = await openid_of(services, account_id)
     token = random_token(32) if openid else None
@@ -354,7 +355,6 @@ def check_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _submit_media_check(services: Services, upload_id: str, openid: str, token: str) -> dict[str, Any]:
-    from yiwang.wechat import WeChatError, gateway
 
     uploads = services.store["uploads"]
     url = f"{services.config.public_url}/api/wechat/media/{upload_id}/{token}"

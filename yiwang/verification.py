@@ -166,3 +166,20 @@ async def published_keys_document(services: Services) -> dict[str, Any]:
         "keys": await departments.published_keys(services.store),
         "types": [{"type_code": t.type_code, "name": t.name} for t in certificates.load_types().values()],
     }
+
+
+async def open_for_holder(
+    services: Services, holder_index: str, certificate_id: str, *, channel: str = "mobile"
+) -> dict[str, Any]:
+    doc = await certificates.holder_certificate(services.store, holder_index, certificate_id)
+    await audit.record(
+        services.store,
+        audit.Actor("resident", holder_index[:16], "持证人"),
+        "certificate.open",
+        doc["_id"],
+        channel=channel,
+        purpose="本人查看",
+    )
+    view = certificates.full_view(services.cipher, doc)
+    view["verification_qr"] = payload_for(doc)
+    return view

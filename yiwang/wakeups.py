@@ -49,9 +49,20 @@ class WakeUps:
         self.waiters.clear()
 
 
+@dataclass
+class WakeUpBoard:
+    """The process's wake-ups, one :class:`WakeUps` per concept (``consent``, ``copy_pickup``)."""
+
+    concepts: dict[str, WakeUps] = field(default_factory=dict)
+
+    def of(self, concept: str) -> WakeUps:
+        return self.concepts.setdefault(concept, WakeUps())
+
+    async def aclose(self) -> None:
+        for found in self.concepts.values():
+            await found.aclose()
+
+
 def wakeups(services: Services, concept: str) -> WakeUps:
-    """The process's wake-ups for one concept, kept in ``services.extras`` (closed with it)."""
-    found = services.extras.get(concept)
-    if found is None:
-        found = services.extras[concept] = WakeUps()
-    return found  # type: ignore[no-any-return]
+    """The process's wake-ups for one concept."""
+    return services.resources.get(WakeUpBoard).of(concept)

@@ -97,7 +97,7 @@ def map_errcode(errcode: int | None, *, login: bool = False) -> YiwangError:
 
 
 class WeChatGateway:
-    """One per process (``services.extras["wechat"]``); owns the aiohttp session."""
+    """One per process (a resource started at boot); owns the aiohttp session."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -390,7 +390,5 @@ class WeChatGateway:
 
 
 def gateway(services: Services) -> WeChatGateway:
-    found = services.extras.get("wechat")
-    if found is None:
-        found = services.extras["wechat"] = WeChatGateway(services)
-    return found  # type: ignore[no-any-return]
+    """The process's gateway (one aiohttp session, started at boot)."""
+    return services.resources.get(WeChatGateway)

@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from yiwang.errors import Forbidden, InvalidInput, NotFound
+from yiwang.uploads import record_media_check
 
 if TYPE_CHECKING:
     from yiwang.config import Config
@@ -80,7 +81,6 @@ async def handle_event(store: Store, event: dict[str, Any]) -> str:
         raw = event.get("result")
         result: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if trace_id:
-            from yiwang.uploads import record_media_check
 
             await record_media_check(store, trace_id, str(result.get("suggest", "")), result.get("label"))
     else:

@@ -1,5 +1,5 @@
 """Stand-ins for the outside identity verification service (swapped in through
-``services.extras["identity_verifier"]``, as ``yiwang.identity_verification`` allows)."""
+``services.resources.replace(verifier, IdentityVerifier)``, as ``yiwang.identity_verification`` allows)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from yiwang import audit, certificates, departments, identity, verification
 from yiwang.errors import InvalidInput, NotFound
-from yiwang.ofd import seal, writer
+from yiwang.ofd import seal, verifier, writer
+from yiwang.rendering import annotation_of
 from yiwang.timeutil import format_local, utcnow
 
 if TYPE_CHECKING:
@@ -75,7 +76,6 @@ def metadata_for(
 async def _request(
     services: Services, doc: Mapping[str, Any], *, copy: Mapping[str, Any] | None
 ) -> writer.PackageRequest:
-    from yiwang.rendering import annotation_of
 
     view = certificates.full_view(services.cipher, doc)
     ctype = certificates.load_types().get(doc["type"])
@@ -155,7 +155,6 @@ def masked_report(report: dict[str, Any]) -> dict[str, Any]:
 
 async def check_file(services: Services, data: bytes) -> dict[str, Any]:
     """``POST /api/verify/v1/file``: the offline checks plus the live status; the file is not kept."""
-    from yiwang.ofd import verifier
 
     keys = await verification.published_keys_document(services)
     report = await services.offload.run(verifier.verify_file, data, keys)

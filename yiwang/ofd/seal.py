@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from asn1crypto import core, keys, x509
 
 from yiwang.crypto import SM2Signer, sm2_verify
+from yiwang.fonts import font
 
 SM2_SM3_OID = "1.2.156.10197.1.501"
 SM3_OID = "1.2.156.10197.1.401"
@@ -206,8 +207,6 @@ def certificate_is_self_signed(cert_der: bytes) -> bool:
 def seal_picture(name: str) -> bytes:
     """A red round seal (PNG, transparent): ring, star, the name along the top arc."""
     from PIL import Image, ImageDraw
-
-    from yiwang.rendering import font
 
     size, red = 480, (214, 0, 0, 255)
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))

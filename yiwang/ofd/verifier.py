@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from yiwang import verification
 from yiwang.crypto import sm3
 from yiwang.errors import InvalidInput, TooLarge
 from yiwang.ofd import seal
@@ -145,7 +146,6 @@ def verify_file(data: bytes, published_keys: Any) -> dict[str, Any]:
     signer's key is one of the published keys of the department named in the
     metadata.
     """
-    from yiwang import verification
 
     pkg = unpack(data)
     body, metadata = read_metadata(pkg)
