@@ -27,6 +27,7 @@ from web.base import SERVER_LIMITS
 from yiwang import sdnotify
 from yiwang.config import Config, load_config
 from yiwang.errors import InvalidInput
+from yiwang.files import PRIVATE_UMASK
 from yiwang.logs import configure_logging
 from yiwang.notifications import check_account_templates
 from yiwang.runtime import Services, open_services
@@ -100,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", action="store_true", help="development defaults: demo data on")
     args = parser.parse_args()
+    os.umask(PRIVATE_UMASK)  # whatever this process writes (DATA_DIR, uploads, checkpoints) is its own: 0600/0700
     if args.demo:
         os.environ.setdefault("DEMO_DATA", "1")
     try:

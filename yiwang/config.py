@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -17,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from yiwang.errors import InvalidInput
+from yiwang.files import ensure_env_values, private_dir
+
+SECRETS_HEADER = "Generated secrets (development keys, the embedded database's credentials). Mode 0600; never commit."
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,6 @@ def _secret_file(data_dir: Path) -> Path:
 
 def _generated_secrets(data_dir: Path) -> dict[str, str]:
     """Secrets for development: generated once, kept in DATA_DIR with 0600."""
-    path = _secret_file(data_dir)
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                key, _, value = line.partition("=")
-                values[key.strip()] = value.strip()
     wanted: dict[str, Callable[[], str]] = {
         "PII_KEY": lambda: secrets.token_hex(16),
         "BLIND_INDEX_KEY": lambda: secrets.token_hex(32),
@@ -152,17 +147,8 @@ def _generated_secrets(data_dir: Path) -> dict[str, str]:
         "WECHAT_SECRET": lambda: secrets.token_hex(16),
         "AUDIT_KEY": lambda: secrets.token_hex(32),
     }
-    missing = {k: make() for k, make in wanted.items() if k not in values}
-    if missing:
-        values.update(missing)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "w") as out:
-            out.write("# Generated development secrets. Never used in production.\n")
-            for key, value in values.items():
-                out.write(f"{key}={value}\n")
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
-    return values
+    private_dir(data_dir)
+    return ensure_env_values(_secret_file(data_dir), wanted, SECRETS_HEADER)
 
 
 def _previous_keys(value: str, current: bytes) -> tuple[bytes, ...]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,9 @@ from yiwang.blocking import Offloader
 from yiwang.catalog import Catalog
 from yiwang.config import Config
 from yiwang.crypto import FieldCipher
+from yiwang.dbwatch import DbWatch
 from yiwang.embedded import EmbeddedMongo
+from yiwang.files import private_dir, write_private
 from yiwang.store import Store
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,14 @@ class Services:
     offload: Offloader
     catalog: Catalog
     embedded: EmbeddedMongo | None = None
+    dbwatch: DbWatch | None = None  # restarts the embedded database's process if it dies
     audit: AuditWatch | None = None  # verifies the audit trail at start-up and on schedule
     # Per-concept long-lived objects (caches, clients, channels), keyed by concept.
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self, *, close_store: bool = True) -> None:
+        if self.dbwatch is not None:
+            await self.dbwatch.aclose()
         if self.audit is not None:
             await self.audit.aclose()
         for name, extra in reversed(list(self.extras.items())):
@@ -56,15 +60,14 @@ class Services:
 
 def _leave_address(config: Config, uri: str) -> None:
     """Where the embedded database listens, for ``python -m yiwang.admin`` while the server runs (0600)."""
-    path = config.data_dir / "embedded.uri"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(uri + "\n")
+    write_private(config.data_dir / "embedded.uri", uri + "\n")  # it holds the database's credentials
 
 
 async def open_services(config: Config, *, store: Store | None = None) -> Services:
     embedded = None
+    dbwatch: DbWatch | None = None
     watch: AuditWatch | None = None
+    private_dir(config.data_dir)
     if store is None:
         uri = config.mongodb_uri
         if not uri:
@@ -84,6 +87,9 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
             catalog=Catalog(store),
             embedded=embedded,
         )
+        if embedded is not None:
+            services.dbwatch = dbwatch = DbWatch(embedded)
+            dbwatch.start()
         # Kiosks redeem display codes and hold consent sessions with their device credential.
         from yiwang import devices
 
@@ -106,6 +112,8 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
 
             await load_demo_data(services)
     except BaseException:
+        if dbwatch is not None:
+            await dbwatch.aclose()
         if watch is not None:
             await watch.aclose()
         await store.close()

@@ -31,6 +31,7 @@ from PIL import Image, ImageOps
 
 from yiwang import audit
 from yiwang.errors import InvalidInput, NotFound, TooLarge
+from yiwang.files import write_private
 from yiwang.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -126,9 +127,8 @@ def _directory(services: Services) -> Path:
 
 
 def _write_sealed(services: Services, path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     sealed = services.cipher.seal(UPLOAD_PURPOSE, base64.b64encode(data).decode())
-    path.write_text(sealed)
+    write_private(path, sealed)  # 0600 in a 0700 folder
 
 
 def _read_sealed(services: Services, path: Path) -> bytes:
