@@ -25,7 +25,7 @@ from tornado.netutil import bind_sockets
 from web.app import make_app
 from web.base import SERVER_LIMITS
 from yiwang import sdnotify
-from yiwang.config import Config, load_config
+from yiwang.config import Config, ConfigError, load_config
 from yiwang.errors import InvalidInput
 from yiwang.files import PRIVATE_UMASK
 from yiwang.logs import configure_logging
@@ -106,8 +106,11 @@ def main() -> None:
         os.environ.setdefault("DEMO_DATA", "1")
     try:
         asyncio.run(serve())
-    except InvalidInput as error:  # configuration errors: say which, exit non-zero
-        print(f"配置错误 ({error.code}): {error.message}", file=sys.stderr)
+    except ConfigError as error:  # configuration errors: name each bad setting, no traceback, exit non-zero
+        print(error.report(), file=sys.stderr)
+        sys.exit(2)
+    except InvalidInput as error:
+        print(f"配置错误 / configuration error ({error.code}): {error.message}", file=sys.stderr)
         sys.exit(2)
     except OSError as error:  # e.g. the port is taken: say so plainly
         print(f"无法启动：{error}", file=sys.stderr)

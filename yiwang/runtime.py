@@ -94,6 +94,10 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         from yiwang import devices
 
         services.extras["redeemer_authenticators"] = [devices.redeemer_authenticator]
+        # Chosen by IDENTITY_VERIFIER at start-up, so a provider that cannot load stops the start, by name.
+        from yiwang.identity_verification import build_verifier
+
+        services.extras["identity_verifier"] = build_verifier(config.identity_verifier, production=config.production)
         services.audit = watch = await open_watch(
             store, config.audit_key, config.audit_checkpoints, config.audit_verify_seconds, services.offload.run
         )
@@ -107,7 +111,7 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
 
             resealer = services.extras["resealer"] = Resealer(store, services.cipher)
             resealer.start()
-        if config.demo_data:
+        if config.demo_data and not config.production:  # never in production (config refuses DEMO_DATA=1 too)
             from yiwang.seed import load_demo_data
 
             await load_demo_data(services)
