@@ -3,6 +3,7 @@ identity verifier, naming each bad setting in Chinese and English without a trac
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -15,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, free_port
+from yiwang import console_accounts
 from yiwang.config import ConfigError, load_config
+from yiwang.errors import NotAuthenticated
+from yiwang.runtime import Services
 from yiwang.store import Store
 
 
@@ -125,3 +129,18 @@ async def test_production_starts_without_demo_data_or_demo_accounts(tmp_path: Pa
     finally:
         await store.client.drop_database(env["MONGODB_DB"])
         await store.close()
+
+
+async def test_in_production_a_published_demo_password_never_logs_in(services: Services) -> None:
+    """Even in a database that was once loaded with demo data (the accounts are still there)."""
+    await console_accounts.load_demo_console_users(services)
+    demo = json.loads(console_accounts.DEMO_FILE.read_text(encoding="utf-8"))["console_users"][0]
+    user = await console_accounts.verify_password(
+        services.store, services.offload, demo["username"], demo["password"], "198.51.100.7"
+    )
+    assert user.username == demo["username"]  # development: the demo account works
+    with pytest.raises(NotAuthenticated):
+        await console_accounts.verify_password(
+            services.store, services.offload, demo["username"], demo["password"], "198.51.100.8",
+            refuse_demo_passwords=True,
+        )  # fmt: skip
