@@ -269,7 +269,7 @@ def _production_problems(raw: Mapping[str, str | None], env: Mapping[str, str]) 
         value = raw[name] or ""
         if not value:
             continue  # missing: named above (METRICS_TOKEN may be empty: /metrics then answers loopback only)
-        if len(value) < minimum or _weak(value, 12):
+        if len(value) < minimum or _weak(value, 8):
             problems.append(
                 (
                     name,
