@@ -132,6 +132,9 @@ async def _serve(path: str | None, port: int, user: str, password: str) -> None:
 
     from yiwang import embedded_compat
 
+    # Who started us, read before the ready line: a parent killed right after reading it must still be
+    # noticed (read later, the pid would already be init's, and the database would never stop).
+    parent = os.getppid()
     embedded_compat.apply()  # mongoeco 4.11.0's growing insert and reader costs (docs/mongoeco-patch.md)
     os.umask(PRIVATE_UMASK)  # the database, its WAL and shared-memory files: 0600
     if path:
@@ -147,7 +150,7 @@ async def _serve(path: str | None, port: int, user: str, password: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     address = await proxy.start()
     print(_READY + str(address.port), flush=True)  # the port only: the password stays out of logs
-    watchdog = asyncio.create_task(_stop_when_orphaned(stop))
+    watchdog = asyncio.create_task(_stop_when_orphaned(stop, parent))
     try:
         await stop.wait()
     finally:
@@ -156,9 +159,8 @@ async def _serve(path: str | None, port: int, user: str, password: str) -> None:
         await proxy.close()
 
 
-async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+async def _stop_when_orphaned(stop: asyncio.Event, parent: int) -> None:
     """The server that started us died without stopping us: stop too, cleanly."""
-    parent = os.getppid()
     while os.getppid() == parent:  # noqa: ASYNC110 - nothing to wait on: the kernel only re-parents us
         await asyncio.sleep(1.0)
     stop.set()
