@@ -26,8 +26,9 @@ from web.app import make_app
 from web.base import SERVER_LIMITS
 from yiwang import sdnotify
 from yiwang.boot import open_services
-from yiwang.config import Config, load_config
+from yiwang.config import Config, ConfigError, load_config
 from yiwang.errors import InvalidInput
+from yiwang.files import PRIVATE_UMASK
 from yiwang.logs import configure_logging
 from yiwang.notifications import check_account_templates
 from yiwang.runtime import Services
@@ -101,12 +102,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", action="store_true", help="development defaults: demo data on")
     args = parser.parse_args()
+    os.umask(PRIVATE_UMASK)  # whatever this process writes (DATA_DIR, uploads, checkpoints) is its own: 0600/0700
     if args.demo:
         os.environ.setdefault("DEMO_DATA", "1")
     try:
         asyncio.run(serve())
-    except InvalidInput as error:  # configuration errors: say which, exit non-zero
-        print(f"配置错误 ({error.code}): {error.message}", file=sys.stderr)
+    except ConfigError as error:  # configuration errors: name each bad setting, no traceback, exit non-zero
+        print(error.report(), file=sys.stderr)
+        sys.exit(2)
+    except InvalidInput as error:
+        print(f"配置错误 / configuration error ({error.code}): {error.message}", file=sys.stderr)
         sys.exit(2)
     except OSError as error:  # e.g. the port is taken: say so plainly
         print(f"无法启动：{error}", file=sys.stderr)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from web.base import BaseHandler
-from yiwang import departments
+from yiwang import departments, issuer_signing
 from yiwang.certificates import Redeemer, RedeemerAuthenticators
 from yiwang.errors import NotAuthenticated
 from yiwang.runtime import Services
@@ -27,16 +27,19 @@ def bearer(handler: BaseHandler) -> str:
 
 
 async def issuer_department(handler: BaseHandler) -> departments.Credential:
-    """An issuer credential, fresh (timestamp) and not replayed (nonce)."""
-    credential = await departments.authenticate(handler.services.store, bearer(handler), "issuer")
-    await departments.check_fresh(
-        handler.services.store,
-        credential,
-        handler.request.headers.get("X-Yiwang-Timestamp", ""),
-        handler.request.headers.get("X-Yiwang-Nonce", ""),
-        now=time.time(),
+    """A signed issuer request (docs/certificates.md, "Signing a request"): checked before the body is parsed."""
+    headers = handler.request.headers
+    credential, stamp, nonce, signature = (headers.get(name, "").strip() for name in issuer_signing.HEADERS)
+    request = issuer_signing.SignedRequest(
+        method=handler.request.method or "",
+        target=handler.request.uri or "",
+        body=handler.request.body or b"",
+        credential_id=credential,
+        timestamp=stamp,
+        nonce=nonce,
+        signature=signature,
     )
-    return credential
+    return await departments.authenticate_issuer(handler.services.store, request, now=time.time())
 
 
 async def window_authenticator(services: Services, header: str) -> Redeemer | None:

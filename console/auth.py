@@ -31,8 +31,9 @@ class LoginHandler(ConsoleHandler):
         address = self.client_address
         try:
             user = await console_accounts.verify_password(
-                store, self.services.offload, username, self.form("password"), address
-            )
+                store, self.services.offload, username, self.form("password"), address,
+                refuse_demo_passwords=self.services.config.production,
+            )  # fmt: skip
         except (NotAuthenticated, InvalidInput, RateLimited) as error:
             await audit.record(
                 store, audit.Actor("console_user", "anonymous", "login"), "console.login_failed",

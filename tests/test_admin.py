@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from yiwang import admin
+from yiwang import admin, issuer_signing
+from yiwang.crypto import SM2Signer
 from yiwang.store import Store
 
 PASSWORD = "correct-horse-battery-9"
@@ -60,12 +61,27 @@ def test_an_operator_manages_accounts_credentials_halls_and_the_catalogue(
     assert run("users", "reset-totp", "nobody")[0] == 1
 
     code, out, _ = run("credentials", "issue", "--department", "gz-psb", "--label", "证照系统")
-    token = out.strip().rsplit("：", 1)[-1]
+    assert code == 0
+    credential_id = out.split("\n", 1)[0].rsplit("：", 1)[-1].strip()
+    private_pem = out[out.index("-----BEGIN PRIVATE KEY-----") :].strip().encode()  # printed once
     [credential] = read(mongo_uri, db, "department_credentials")
-    assert token.startswith(credential["_id"] + ".")
-    assert token.split(".", 1)[1] not in json.dumps(credential, default=str)  # only its digest is stored
+    assert credential["_id"] == credential_id and credential["kind"] == "issuer"
+    signer = SM2Signer.from_pem(private_pem)  # the printed key is the pair of the stored public key
+    assert credential["public_key"] == signer.public_key_raw().hex()
+    assert b"PRIVATE" not in json.dumps(credential, default=str).encode()  # only the public key is stored
+    headers = issuer_signing.sign_request(private_pem, credential_id, "GET", "/api/issuer/v1/certificates/x", b"")
+    assert len(headers["X-Yiwang-Signature"]) > 100
+    own_key = tmp_path / "dept.pub.pem"
+    own_key.write_text(SM2Signer.generate().public_pem())
+    code, out, _ = run("credentials", "issue", "--department", "gz-psb", "--public-key", str(own_key))
+    assert code == 0 and "PRIVATE KEY" not in out  # the department made its own key: nothing secret to print
+    code, out, _ = run("credentials", "issue", "--department", "gz-psb", "--kind", "window")
+    token = out.strip().rsplit("：", 1)[-1]
+    window = read(mongo_uri, db, "department_credentials", {"kind": "window"})[0]
+    assert token.startswith(window["_id"] + ".")
+    assert token.split(".", 1)[1] not in json.dumps(window, default=str)  # only its digest is stored
     assert run("credentials", "revoke", credential["_id"])[0] == 0
-    assert read(mongo_uri, db, "department_credentials")[0]["revoked"] is True
+    assert read(mongo_uri, db, "department_credentials", {"_id": credential_id})[0]["revoked"] is True
     assert run("credentials", "revoke", credential["_id"])[0] == 1  # already revoked
 
     code, _, err = run("halls", "create", "--code", "Bad Code", "--name", "x", "--city", "123")

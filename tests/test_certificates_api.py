@@ -3,73 +3,119 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
-from tests.fixtures.certs import holder_index, household_register_body, id_card_body, issuer_headers
-from yiwang import consent, departments, display_codes
+from tests.fixtures.certs import (
+    holder_index,
+    household_register_body,
+    id_card_body,
+    issuer_call,
+    issuer_headers,
+    new_issuer,
+)
+from yiwang import audit, consent, departments, display_codes, issuer_signing
+
+ISSUE = "/api/issuer/v1/certificates"
 
 
-async def _issue(client, token: str, body=None, key: str | None = None):
-    return await client.post(
-        "/api/issuer/v1/certificates", json=body or id_card_body(), headers=issuer_headers(token, key)
-    )
+async def _issue(client, credential, body=None, key: str | None = None):
+    return await issuer_call(client, credential, "POST", ISSUE, body or id_card_body(), key=key)
 
 
-async def test_issuer_api_needs_a_fresh_unreplayed_credential(services, client) -> None:
-    token = await departments.create_credential(services.store, "gz-psb", "issuer")
+async def test_issuer_requests_must_be_signed_fresh_unreplayed_and_untouched(services, client) -> None:
+    issuer = await new_issuer(services)
     window = await departments.create_credential(services.store, "gz-psb", "window")
-    status, body, _ = await client.post("/api/issuer/v1/certificates", json=id_card_body())
-    assert status == 401 and body["error"]["code"] == "auth.required"
-    status, body, _ = await _issue(client, window)  # a window credential cannot issue
-    assert status == 401 and body["error"]["code"] == "department.credential_invalid"
-    status, body, _ = await _issue(client, token[:-2] + "xx")
-    assert status == 401
-    stale = {**issuer_headers(token), "X-Yiwang-Timestamp": str(int(time.time()) - 3600)}
-    status, body, _ = await client.post("/api/issuer/v1/certificates", json=id_card_body(), headers=stale)
+    raw = json.dumps(id_card_body(), ensure_ascii=False).encode()
+
+    async def send(headers, data=raw, target=ISSUE):
+        return await client.post(target, data=data, headers={"Content-Type": "application/json", **headers})
+
+    def signed(**overrides):
+        return {**issuer_headers(issuer, "POST", ISSUE, raw), **overrides}
+
+    status, body, _ = await send({})
+    assert status == 401 and body["error"]["code"] == "issuer.signature_required"
+    status, body, _ = await send({"Authorization": f"Bearer {window}"})  # a bearer token is not a signature
+    assert status == 401 and body["error"]["code"] == "issuer.signature_required"
+    good = signed()
+    status, body, _ = await send({**good, "X-Yiwang-Signature": "30" + "ab" * 70})  # bogus signature
+    assert status == 401 and body["error"]["code"] == "issuer.signature_invalid"
+    changed = raw.replace("李明轩".encode(), "李明宣".encode())
+    status, body, _ = await send(good, data=changed)  # the body is not the one that was signed
+    assert status == 401 and body["error"]["code"] == "issuer.signature_invalid"
+    status, body, _ = await send(good, target=ISSUE + "?x=1")  # nor is the target
+    assert status == 401 and body["error"]["code"] == "issuer.signature_invalid"
+    stale = {**issuer_headers(issuer, "POST", ISSUE, raw), "X-Yiwang-Timestamp": str(int(time.time()) - 3600)}
+    status, body, _ = await send(stale)  # re-dated after signing: stale or forged, refused either way
     assert status == 401 and body["error"]["code"] == "issuer.stale_request"
-    headers = issuer_headers(token)
-    status, _, _ = await client.post("/api/issuer/v1/certificates", json=id_card_body(), headers=headers)
+    late = int(time.time()) - 301
+    old = issuer_signing.sign_request(issuer.private_pem, issuer.id, "POST", ISSUE, raw, timestamp=late)
+    status, body, _ = await send({**old, "Idempotency-Key": good["Idempotency-Key"]})
+    assert status == 401 and body["error"]["code"] == "issuer.stale_request"
+    other = await new_issuer(services, "sz-psb")  # another department's key cannot sign for this credential
+    assert other.private_pem is not None
+    forged = issuer_signing.sign_request(other.private_pem, issuer.id, "POST", ISSUE, raw)
+    status, body, _ = await send({**forged, "Idempotency-Key": good["Idempotency-Key"]})
+    assert status == 401 and body["error"]["code"] == "issuer.signature_invalid"
+    assert await services.store["certificates"].count_documents({}) == 0
+    assert await services.store["issuer_nonces"].count_documents({}) == 0  # refused requests spend no nonce
+
+    status, _, _ = await send(good)
     assert status == 201
-    status, body, _ = await client.post("/api/issuer/v1/certificates", json=id_card_body(), headers=headers)
-    assert status == 409 and body["error"]["code"] == "issuer.replayed"
+    status, body, _ = await send(good)  # the same signed request again
+    assert status == 401 and body["error"]["code"] == "issuer.replayed"
     assert await services.store["certificates"].count_documents({}) == 1
+    await departments.revoke_credential(services.store, issuer.id, audit.SYSTEM)
+    status, body, _ = await _issue(client, issuer)
+    assert status == 401 and body["error"]["code"] == "department.credential_invalid"
+
+
+async def test_the_signature_is_checked_before_the_body_is_parsed(services, client) -> None:
+    issuer = await new_issuer(services)
+    status, body, _ = await client.post(
+        ISSUE, data=b"{not json", headers={"Content-Type": "application/json", "X-Yiwang-Credential": issuer.id}
+    )
+    assert status == 401 and body["error"]["code"] == "issuer.signature_required"
+    headers = issuer_headers(issuer, "POST", ISSUE, b"{not json")
+    status, body, _ = await client.post(ISSUE, data=b"{not json", headers=headers)
+    assert status == 400  # signed, so now it is read: and it is not JSON
 
 
 async def test_issuer_api_is_idempotent_and_validates(services, client) -> None:
-    token = await departments.create_credential(services.store, "gz-psb", "issuer")
-    status, first, _ = await _issue(client, token, key="order-000000001")
+    issuer = await new_issuer(services)
+    status, first, _ = await _issue(client, issuer, key="order-000000001")
     assert status == 201 and first["status"] == "valid"
-    status, again, response = await _issue(client, token, key="order-000000001")
+    status, again, response = await _issue(client, issuer, key="order-000000001")
     assert status == 200 and again["identifier"] == first["identifier"]
     assert response.headers["Idempotent-Replayed"] == "true"
-    status, body, _ = await _issue(client, token, body={**id_card_body(), "fields": {}})
+    status, body, _ = await _issue(client, issuer, body={**id_card_body(), "fields": {}})
     assert (
         status == 400 and body["error"]["code"] == "certificate.fields_invalid" and "姓名" in body["error"]["message"]
     )
     assert await services.store["certificates"].count_documents({}) == 1
 
-    status, body, _ = await client.get(
-        f"/api/issuer/v1/certificates/{first['identifier'][:-1]}Z", headers=issuer_headers(token)
-    )
+    path = f"{ISSUE}/{first['identifier'][:-1]}Z"
+    status, body, _ = await issuer_call(client, issuer, "GET", path)
     assert status == 400 and body["error"]["code"] == "certificate.identifier_checksum"
-    other = await departments.create_credential(services.store, "sz-psb", "issuer")
-    status, _, _ = await client.get(f"/api/issuer/v1/certificates/{first['identifier']}", headers=issuer_headers(other))
+    other = await new_issuer(services, "sz-psb")
+    status, _, _ = await issuer_call(client, other, "GET", f"{ISSUE}/{first['identifier']}")
     assert status == 404
-    status, body, _ = await client.post(
-        f"/api/issuer/v1/certificates/{first['identifier']}/reissue",
-        json={"fields": {**id_card_body()["fields"], "address": "广州市天河区天河路1号"}},
-        headers=issuer_headers(token),
+    status, body, _ = await issuer_call(
+        client,
+        issuer,
+        "POST",
+        f"{ISSUE}/{first['identifier']}/reissue",
+        {"fields": {**id_card_body()["fields"], "address": "广州市天河区天河路1号"}},
     )
     assert status == 201 and body["version"] == 2
-    status, body, _ = await client.get(
-        f"/api/issuer/v1/certificates/{first['identifier']}", headers=issuer_headers(token)
-    )
+    status, body, _ = await issuer_call(client, issuer, "GET", f"{ISSUE}/{first['identifier']}")
     assert body["status"] == "superseded" and body["superseded_by"] == body["superseded_by"]
 
 
 async def test_published_keys_are_public_json(services, client) -> None:
-    token = await departments.create_credential(services.store, "gz-psb", "issuer")
-    await _issue(client, token)
+    issuer = await new_issuer(services)
+    await _issue(client, issuer)
     status, body, _ = await client.get("/api/verify/v1/keys")
     assert status == 200
     [key] = body["keys"]
@@ -80,15 +126,16 @@ async def test_published_keys_are_public_json(services, client) -> None:
 
 
 async def test_redeem_endpoint_requires_a_redeemer_and_never_leaks_others_copies(services, client) -> None:
-    token = await departments.create_credential(services.store, "gz-psb", "issuer")
+    issuer = await new_issuer(services)
     window = await departments.create_credential(services.store, "gz-psb", "window", "广州市公安局 · 2 号窗口")
     other_window = await departments.create_credential(services.store, "gz-hrss", "window")
-    _, cert, _ = await _issue(client, token)
+    _, cert, _ = await _issue(client, issuer)
     code = await display_codes.create_display_code(services, holder_index(services), cert["id"], "户籍业务")
     path = "/api/redeem/v1/display-codes/redeem"
     status, body, _ = await client.post(path, json={"code": code["code"]})
     assert status == 401
-    status, body, _ = await client.post(path, json={"code": code["code"]}, headers={"Authorization": f"Bearer {token}"})
+    bearer = {"Authorization": f"Bearer {issuer.id}"}
+    status, body, _ = await client.post(path, json={"code": code["code"]}, headers=bearer)
     assert status == 401  # issuer credentials are not redeemer credentials
     auth = {"Authorization": f"Bearer {window}"}
     status, body, _ = await client.post(path, json={"code": code["code"]}, headers=auth)
@@ -107,11 +154,11 @@ async def test_redeem_endpoint_requires_a_redeemer_and_never_leaks_others_copies
 
 
 async def test_consent_session_pushes_exactly_the_released_certificates(services, client) -> None:
-    token = await departments.create_credential(services.store, "gz-psb", "issuer")
+    issuer = await new_issuer(services)
     window = await departments.create_credential(services.store, "gz-psb", "window", "天河政务中心 · 5 号窗口")
     other_window = await departments.create_credential(services.store, "gz-psb", "window")
-    _, first, _ = await _issue(client, token)
-    _, second, _ = await _issue(client, token, body=household_register_body())
+    _, first, _ = await _issue(client, issuer)
+    _, second, _ = await _issue(client, issuer, body=household_register_body())
     auth = {"Authorization": f"Bearer {window}"}
     status, session, _ = await client.post(
         "/api/redeem/v1/consent-sessions", json={"purpose": "办理居住证"}, headers=auth

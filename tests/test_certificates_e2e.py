@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 from PIL import Image
 
-from tests.fixtures.certs import holder_index, id_card_body, issuer_headers
+from tests.fixtures.certs import holder_index, id_card_body, issuer_call, new_issuer
 from tests.fixtures.make_qr_fixtures import photographed_screen
-from yiwang import certificates, departments, display_codes, qrdecode, verification
+from yiwang import certificates, display_codes, qrdecode, verification
 from yiwang.certificates import Redeemer, RedeemerAuthenticators
 from yiwang.runtime import Services
 
@@ -25,12 +25,10 @@ async def kiosk_authenticator(services: Services, header: str) -> Redeemer | Non
 
 async def test_certificate_life_from_issue_to_revocation(services, client) -> None:
     services.resources.get(RedeemerAuthenticators).ways[:] = [kiosk_authenticator]
-    token = await departments.create_credential(services.store, "gz-psb", "issuer")
+    issuer = await new_issuer(services)
 
     # 1. the department issues
-    status, issued, _ = await client.post(
-        "/api/issuer/v1/certificates", json=id_card_body(), headers=issuer_headers(token)
-    )
+    status, issued, _ = await issuer_call(client, issuer, "POST", "/api/issuer/v1/certificates", id_card_body())
     assert status == 201
 
     # 2. the holder (mini-program session → holder index) asks for a display code
@@ -70,10 +68,12 @@ async def test_certificate_life_from_issue_to_revocation(services, client) -> No
     assert status == 200 and "证照有效" in page.decode()
 
     # 8. the department revokes; the verify page changes, offline signature still verifies
-    status, revoked, _ = await client.post(
+    status, revoked, _ = await issuer_call(
+        client,
+        issuer,
+        "POST",
         f"/api/issuer/v1/certificates/{issued['identifier']}/status",
-        json={"status": "revoked", "reason": "信息有误"},
-        headers=issuer_headers(token),
+        {"status": "revoked", "reason": "信息有误"},
     )
     assert status == 200 and revoked["status"] == "revoked"
     status, online, _ = await client.get("/api/verify/v1/check?c=" + quote(printed, safe=""))

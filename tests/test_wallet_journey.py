@@ -13,12 +13,12 @@ from urllib.parse import quote
 
 from PIL import Image, ImageEnhance, ImageFilter
 
-from tests.fixtures.certs import id_card_body, issuer_headers
+from tests.fixtures.certs import id_card_body, issuer_call, new_issuer
 from tests.fixtures.make_qr_fixtures import photographed_screen
 from tests.kiosk_support import enrolled_kiosk
 from tests.mobile_support import DATA, LI, load_some_catalog, social_security_card_fields
 from tests.support.miniprogram import MiniProgram
-from yiwang import departments, people, qrdecode, verification
+from yiwang import people, qrdecode, verification
 from yiwang.catalog import bump_version
 from yiwang.runtime import Services
 
@@ -50,13 +50,12 @@ def _camera_jpeg(qr_text: str) -> bytes:
 
 async def test_wallet_journey_from_issue_through_the_mini_program_to_revocation(services, client, fake_wechat):
     await _catalogue_and_resident(services)
-    psb = await departments.create_credential(services.store, "gz-psb", "issuer")
-    hrss = await departments.create_credential(services.store, "gz-hrss", "issuer")
+    psb = await new_issuer(services, "gz-psb")
+    hrss = await new_issuer(services, "gz-hrss")
 
     # 1. two departments issue through the issuer API
-    status, id_card, _ = await client.post(
-        "/api/issuer/v1/certificates", json=id_card_body(LI[1], LI[0]), headers=issuer_headers(psb)
-    )
+    issue = "/api/issuer/v1/certificates"
+    status, id_card, _ = await issuer_call(client, psb, "POST", issue, id_card_body(LI[1], LI[0]))
     assert status == 201, id_card
     ss = social_security_card_fields(*LI)
     ss_body = {
@@ -66,7 +65,7 @@ async def test_wallet_journey_from_issue_through_the_mini_program_to_revocation(
         "issued_on": ss["issued_on"],
         "fields": ss["fields"],
     }
-    status, ss_card, _ = await client.post("/api/issuer/v1/certificates", json=ss_body, headers=issuer_headers(hrss))
+    status, ss_card, _ = await issuer_call(client, hrss, "POST", "/api/issuer/v1/certificates", ss_body)
     assert status == 201, ss_card
 
     # 2. the mini-program: wx.login with the fake WeChat, bind the demo resident, list the wallet
@@ -131,10 +130,12 @@ async def test_wallet_journey_from_issue_through_the_mini_program_to_revocation(
     assert status == 200 and "证照有效" in page.decode()
 
     # 9. the department revokes it through the issuer API
-    status, revoked, _ = await client.post(
+    status, revoked, _ = await issuer_call(
+        client,
+        psb,
+        "POST",
         f"/api/issuer/v1/certificates/{id_card['identifier']}/status",
-        json={"status": "revoked", "reason": "信息有误"},
-        headers=issuer_headers(psb),
+        {"status": "revoked", "reason": "信息有误"},
     )
     assert status == 200 and revoked["status"] == "revoked"
 

@@ -14,10 +14,12 @@ from typing import Any
 import jinja2
 import tornado.httputil
 import tornado.web
+from pymongo.errors import ConnectionFailure
 from tornado import httputil
 
 from web.input import parse_json, request_id
-from yiwang import errors, throttle
+from yiwang import dbwatch, errors, throttle
+from yiwang.dbwatch import DbWatch
 from yiwang.runtime import Services
 
 log = logging.getLogger("yiwang.http")
@@ -165,6 +167,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     # API handlers answer errors as JSON; HTML handlers render an error page.
     error_template: str | None = None
+    needs_database = True  # False: answers while the database is down (liveness, readiness)
     max_body_bytes: int = SMALL_BODY_BYTES
     _chunks: list[bytes]
     _body_done: bool = False
@@ -222,6 +225,9 @@ class BaseHandler(tornado.web.RequestHandler):
         if allowed and self.request.method not in allowed:
             raise tornado.web.HTTPError(405)  # before any login check: the method is wrong for everyone
         self._check_declared_length()
+        watch = self.services.resources.find(DbWatch)
+        if self.needs_database and watch is not None:
+            watch.check()  # the embedded database is being restarted: 503 at once, not a 5 s wait
 
     # ---- the body: declared length first, streamed, then parsed ----------------
 
@@ -306,6 +312,8 @@ class BaseHandler(tornado.web.RequestHandler):
     # ---- errors: the one place exceptions become responses ----------------
 
     def _error_body(self, status_code: int, exc: BaseException | None) -> tuple[int, dict[str, Any]]:
+        if isinstance(exc, ConnectionFailure):  # the database went away under this request
+            exc = dbwatch.unavailable()
         if isinstance(exc, errors.YiwangError):
             return status_for(exc), exc.as_dict()
         if isinstance(exc, tornado.web.HTTPError):
@@ -353,6 +361,9 @@ class BaseHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
         # Expected failures are not errors of ours: no traceback, no payload.
         if isinstance(value, errors.YiwangError | tornado.web.HTTPError):
+            return
+        if isinstance(value, ConnectionFailure):
+            log.warning("database unreachable", extra={"fields": {"request_id": getattr(self, "request_id", "")}})
             return
         log.error(
             "unhandled exception",

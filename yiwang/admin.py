@@ -4,7 +4,8 @@
     python -m yiwang.admin users create --username gz_admin2 --role city --region 440100
     python -m yiwang.admin users disable gz_admin2
     python -m yiwang.admin users reset-totp gz_admin2
-    python -m yiwang.admin credentials issue --department gz-psb --kind issuer --label "市公安局证照系统"
+    python -m yiwang.admin credentials issue --department gz-psb --kind issuer --label "市公安局证照系统" \
+        [--public-key dept-sm2.pub.pem]   # issuer credentials are SM2 key pairs (private key printed once)
     python -m yiwang.admin credentials revoke <id>
     python -m yiwang.admin staff-token --department gz-hrss --label "窗口 3"
     python -m yiwang.admin halls create --code gz-hp-center --name 广州市黄埔区政务服务中心 --city 440100
@@ -107,11 +108,26 @@ async def users_list(services: Services, args: argparse.Namespace) -> str:
 
 async def credentials_issue(services: Services, args: argparse.Namespace) -> str:
 
-    token = await departments.create_credential(services.store, args.department, args.kind, args.label or "")
-    credential_id = token.split(".", 1)[0]
+    if args.kind == "issuer":
+        public_pem = await asyncio.to_thread(Path(args.public_key).read_bytes) if args.public_key else None
+        issuer = await departments.create_issuer_credential(
+            services.store, args.department, args.label or "", public_key_pem=public_pem
+        )
+        credential_id = issuer.id
+        shown = (
+            f"SM2 公钥：{issuer.public_key}\n部门自备密钥：私钥不经过平台。"
+            if issuer.private_pem is None
+            else "SM2 私钥（只显示这一次，请交给部门系统保管；平台只保存公钥）/ private key, shown once:\n"
+            + issuer.private_pem.decode().strip()
+        )
+        text = f"凭证 id / X-Yiwang-Credential：{credential_id}\n{shown}"
+    else:
+        token = await departments.create_credential(services.store, args.department, args.kind, args.label or "")
+        credential_id = token.split(".", 1)[0]
+        text = f"凭证 id：{credential_id}\n令牌（只显示这一次，请交给部门系统保管）：{token}"
     await audit.record(services.store, operator(), "credential.issued", f"credential:{credential_id}",
                        channel="system", detail={"department": args.department, "kind": args.kind})  # fmt: skip
-    return f"凭证 id：{credential_id}\n令牌（只显示这一次，请交给部门系统保管）：{token}"
+    return text
 
 
 async def credentials_revoke(services: Services, args: argparse.Namespace) -> str:
@@ -271,6 +287,9 @@ def parser() -> argparse.ArgumentParser:
     issue.add_argument("--department", required=True)
     issue.add_argument("--kind", choices=["issuer", "window"], default="issuer")
     issue.add_argument("--label")
+    issue.add_argument(
+        "--public-key", help="issuer: the department's own SM2 public key (PEM file); otherwise a key pair is made"
+    )
     issue.set_defaults(run=credentials_issue)
     revoke = creds.add_parser("revoke", help="吊销 / revoke")
     revoke.add_argument("id")

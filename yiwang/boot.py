@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from yiwang import devices, migrations
 from yiwang.audit_anchor import AuditWatch, open_watch
@@ -21,11 +20,13 @@ from yiwang.catalog import Catalog, HotLists
 from yiwang.certificates import RedeemerAuthenticators
 from yiwang.config import Config
 from yiwang.crypto import FieldCipher
+from yiwang.dbwatch import DbWatch
 from yiwang.departments import KeyRing
 from yiwang.embedded import EmbeddedMongo
 from yiwang.evaluations import send_due_invitations
+from yiwang.files import private_dir, write_private
 from yiwang.hall_queue import CallBoard
-from yiwang.identity_verification import DemoPopulationVerifier, IdentityVerifier
+from yiwang.identity_verification import IdentityVerifier, build_verifier
 from yiwang.keyrotation import Reindexer, Resealer
 from yiwang.kiosk_events import EventRecorder
 from yiwang.migrations import MigrationContext
@@ -43,10 +44,7 @@ log = logging.getLogger(__name__)
 
 def _leave_address(config: Config, uri: str) -> None:
     """Where the embedded database listens, for ``python -m yiwang.admin`` while the server runs (0600)."""
-    path = config.data_dir / "embedded.uri"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(uri + "\n")
+    write_private(config.data_dir / "embedded.uri", uri + "\n")  # it holds the database's credentials
 
 
 async def _open_store(config: Config) -> tuple[Store, EmbeddedMongo | None]:
@@ -63,11 +61,14 @@ async def _open_store(config: Config) -> tuple[Store, EmbeddedMongo | None]:
 async def start_resources(services: Services) -> None:
     """Every long-lived object of the process, started in dependency order."""
     config, store, add = services.config, services.store, services.resources.add
+    if services.embedded is not None:  # restarts the embedded database's process if it dies
+        add(DbWatch(services.embedded)).start()
     add(await open_watch(store, config.audit_key, config.audit_checkpoints, config.audit_verify_seconds,
                          services.offload.run), AuditWatch)  # fmt: skip
     # Entered holiday schedules apply before the first deadline is computed.
     await add(CalendarKeeper(store)).start()
-    add(DemoPopulationVerifier(), IdentityVerifier)
+    # Chosen by IDENTITY_VERIFIER, so a provider that cannot load stops the start, by name.
+    add(build_verifier(config.identity_verifier, production=config.production), IdentityVerifier)
     add(KeyRing())
     # Kiosks redeem display codes and hold consent sessions with their device credential.
     add(RedeemerAuthenticators([devices.redeemer_authenticator]))
@@ -88,6 +89,7 @@ async def start_resources(services: Services) -> None:
 
 async def open_services(config: Config, *, store: Store | None = None) -> Services:
     embedded = None
+    private_dir(config.data_dir)
     if store is None:
         store, embedded = await _open_store(config)
     cipher = FieldCipher(
@@ -101,7 +103,7 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         await store.prepare()
         await migrations.run(store, MigrationContext(config.data_dir, cipher))
         await start_resources(services)
-        if config.demo_data:
+        if config.demo_data and not config.production:  # never in production (config refuses DEMO_DATA=1 too)
             await load_demo_data(services)
     except BaseException:
         await services.close()

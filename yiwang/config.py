@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from yiwang.errors import InvalidInput
+from yiwang.files import ensure_env_values, private_dir
+
+SECRETS_HEADER = "Generated secrets (development keys, the embedded database's credentials). Mode 0600; never commit."
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MONGODB_DB", "yiwang", "database name"),
     Setting("DATA_DIR", "./var", "embedded database file, generated secrets, uploads"),
     Setting("EMBEDDED_ENGINE", "sqlite", "embedded engine: sqlite (file in DATA_DIR) or memory"),
-    Setting("DEMO_DATA", "1", "load the demo catalogue, residents and certificates on start (idempotent)"),
+    Setting(
+        "DEMO_DATA",
+        None,
+        "load the demo catalogue, residents, certificates and accounts on start (idempotent); default 1 in "
+        "development, 0 in production, where 1 is refused",
+    ),
     Setting("LOG_LEVEL", "INFO", "logging level"),
     Setting("WORKERS", "4", "threads for blocking work (Pillow, pyzbar, WeChat calls)"),
     Setting("SHUTDOWN_GRACE_SECONDS", "10", "how long in-flight requests may finish after SIGTERM"),
     Setting("PII_KEY", None, "hex 16-byte SM4 key for personal data at rest", secret=True),
     Setting(
-        "PII_KEYS_PREVIOUS", "",
+        "PII_KEYS_PREVIOUS",
+        "",
         "retired PII keys still readable (hex, comma-separated) while a background job re-seals their data",
     ),
     Setting("BLIND_INDEX_KEY", None, "hex 32-byte HMAC-SM3 key for blind indexes", secret=True),
@@ -54,12 +63,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WECHAT_APPID", "wx0000000000000000", "mini-program appid"),
     Setting("WECHAT_SECRET", None, "mini-program app secret", secret=True),
     Setting("WECHAT_API_BASE", "https://api.weixin.qq.com", "WeChat API base URL (tests point it at a fake)"),
-    Setting("AUDIT_KEY", None, "hex 32-byte HMAC-SM3 key of the audit chain, derives the checkpoint SM2 key",
-            secret=True),
+    Setting(
+        "AUDIT_KEY", None, "hex 32-byte HMAC-SM3 key of the audit chain, derives the checkpoint SM2 key", secret=True
+    ),
     Setting("AUDIT_CHECKPOINTS", "", "signed audit checkpoints, append-only (DATA_DIR/audit/checkpoints.jsonl)"),
     Setting("AUDIT_VERIFY_SECONDS", "60", "how often the audit trail is verified and a checkpoint written"),
     Setting(
-        "WECHAT_TEMPLATES", "",
+        "WECHAT_TEMPLATES",
+        "",
         "JSON: subscribe-message templates by name, {name: {id, keywords: {field: keyword}}}; empty: built-in",
     ),
     Setting("WECHAT_MINIPROGRAM_STATE", "formal", "subscribe messages open this version: formal | trial | developer"),
@@ -68,6 +79,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("METRICS_TOKEN", "", "bearer token for /metrics from other hosts; empty: /metrics answers loopback only"),
     Setting("WECHAT_LANG", "zh_CN", "language of subscribe messages: zh_CN | en_US | zh_HK | zh_TW"),
     Setting("TRUSTED_PROXIES", "", "CIDRs of reverse proxies whose X-Forwarded-For / X-Real-IP are believed"),
+    Setting(
+        "IDENTITY_VERIFIER",
+        None,
+        "identity verification service: demo (development default, refused in production), off, or module:Class",
+    ),
 )
 
 _HEX_LENGTHS = {"PII_KEY": 16, "BLIND_INDEX_KEY": 32, "AUDIT_KEY": 32}
@@ -105,6 +121,7 @@ class Config:
     wechat_push_token: str = field(default="", repr=False)
     wechat_push_aes_key: str = field(default="", repr=False)
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    identity_verifier: str = "demo"
 
     @property
     def production(self) -> bool:
@@ -115,13 +132,31 @@ class Config:
         return not self.mongodb_uri
 
 
+class ConfigError(InvalidInput):
+    """Every bad setting at once: ``problems`` is ``[(setting, 中文, English)]``; ``message`` names each."""
+
+    def __init__(self, problems: list[tuple[str, str, str]], code: str = "config.invalid") -> None:
+        self.problems = problems
+        super().__init__(code, "；".join(zh for _, zh, _ in problems), fields={name: zh for name, zh, _ in problems})
+
+    def report(self) -> str:
+        """For the operator: one line per bad setting, in Chinese and English."""
+        lines = ["配置错误 / configuration error:"]
+        lines += [f"  - {name}: {zh} / {en}" for name, zh, en in self.problems]
+        return "\n".join(lines)
+
+
+def _bad(name: str, zh: str, en: str) -> InvalidInput:
+    return InvalidInput("config.invalid", zh, fields={name: zh}, detail={"setting": name, "en": en})
+
+
 def _int(name: str, raw: str, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise InvalidInput("config.invalid", f"配置项 {name} 必须是整数") from None
+        raise _bad(name, f"配置项 {name} 必须是整数", f"{name} must be an integer") from None
     if not low <= value <= high:
-        raise InvalidInput("config.invalid", f"配置项 {name} 超出范围 {low}–{high}")
+        raise _bad(name, f"配置项 {name} 超出范围 {low}–{high}", f"{name} must be between {low} and {high}")
     return value
 
 
@@ -133,7 +168,7 @@ def _networks(name: str, raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
                 networks.append(ip_network(part.strip(), strict=False))
             except ValueError:
                 message = f"配置项 {name} 中的 {part.strip()!r} 不是 IP 地址或网段"
-                raise InvalidInput("config.invalid", message) from None
+                raise _bad(name, message, f"{name}: {part.strip()!r} is not an IP address or network") from None
     return tuple(networks)
 
 
@@ -143,13 +178,6 @@ def _secret_file(data_dir: Path) -> Path:
 
 def _generated_secrets(data_dir: Path) -> dict[str, str]:
     """Secrets for development: generated once, kept in DATA_DIR with 0600."""
-    path = _secret_file(data_dir)
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                key, _, value = line.partition("=")
-                values[key.strip()] = value.strip()
     wanted: dict[str, Callable[[], str]] = {
         "PII_KEY": lambda: secrets.token_hex(16),
         "BLIND_INDEX_KEY": lambda: secrets.token_hex(32),
@@ -157,17 +185,8 @@ def _generated_secrets(data_dir: Path) -> dict[str, str]:
         "WECHAT_SECRET": lambda: secrets.token_hex(16),
         "AUDIT_KEY": lambda: secrets.token_hex(32),
     }
-    missing = {k: make() for k, make in wanted.items() if k not in values}
-    if missing:
-        values.update(missing)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "w") as out:
-            out.write("# Generated development secrets. Never used in production.\n")
-            for key, value in values.items():
-                out.write(f"{key}={value}\n")
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
-    return values
+    private_dir(data_dir)
+    return ensure_env_values(_secret_file(data_dir), wanted, SECRETS_HEADER)
 
 
 def _previous_keys(value: str, current: bytes, name: str = "PII_KEY") -> tuple[bytes, ...]:
@@ -180,26 +199,34 @@ def _previous_keys(value: str, current: bytes, name: str = "PII_KEY") -> tuple[b
         except ValueError:
             key = b""
         if len(key) != _HEX_LENGTHS[name]:
-            raise InvalidInput(
-                "config.invalid", f"{name}S_PREVIOUS 中的每个密钥必须是 {_HEX_LENGTHS[name]} 字节的十六进制"
+            raise _bad(
+                f"{name}S_PREVIOUS",
+                f"{name}S_PREVIOUS 中的每个密钥必须是 {_HEX_LENGTHS[name]} 字节的十六进制",
+                f"{name}S_PREVIOUS: each key must be {_HEX_LENGTHS[name]} bytes of hex",
             )
         if key == current:
-            raise InvalidInput("config.invalid", f"{name}S_PREVIOUS 不能包含当前的 {name}")
+            raise _bad(
+                f"{name}S_PREVIOUS",
+                f"{name}S_PREVIOUS 不能包含当前的 {name}",
+                f"{name}S_PREVIOUS must not contain the current {name}",
+            )
         keys.append(key)
     return tuple(keys)
 
 
 def _aes_key(value: str) -> str:
     if value and (len(value) != 43 or not value.isalnum()):
-        raise InvalidInput(
-            "config.invalid", "WECHAT_PUSH_AES_KEY 必须是 43 位字母或数字（微信后台生成的 EncodingAESKey）"
+        raise _bad(
+            "WECHAT_PUSH_AES_KEY",
+            "WECHAT_PUSH_AES_KEY 必须是 43 位字母或数字（微信后台生成的 EncodingAESKey）",
+            "WECHAT_PUSH_AES_KEY must be the 43 letters or digits of the EncodingAESKey",
         )
     return value
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise InvalidInput("config.invalid", f"{name} 只能是 " + " | ".join(allowed))
+        raise _bad(name, f"{name} 只能是 " + " | ".join(allowed), f"{name} must be one of " + " | ".join(allowed))
     return value
 
 
@@ -209,41 +236,178 @@ def _json_object(name: str, value: str) -> dict[str, Any]:
     try:
         parsed = json.loads(value)
     except ValueError:
-        raise InvalidInput("config.invalid", f"{name} 不是有效的 JSON") from None
+        raise _bad(name, f"{name} 不是有效的 JSON", f"{name} is not valid JSON") from None
     if not isinstance(parsed, dict):
-        raise InvalidInput("config.invalid", f"{name} 必须是 JSON 对象")
+        raise _bad(name, f"{name} 必须是 JSON 对象", f"{name} must be a JSON object")
     return parsed
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PLACEHOLDER_APPID = "wx0000000000000000"
+# Production secrets: at least this many characters, and not a repetition ("x" * 40, "abab…").
+MIN_SECRET_CHARS = {"COOKIE_SECRET": 32, "WECHAT_SECRET": 32, "METRICS_TOKEN": 32}
+IDENTITY_VERIFIERS_BUILT_IN = ("demo", "off")
+
+
+def _weak(value: str | bytes, minimum_distinct: int) -> bool:
+    return len(set(value)) < minimum_distinct
+
+
+def _production_problems(raw: Mapping[str, str | None], env: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """What a production instance must not start with (docs/security.md, "Production settings")."""
+    problems: list[tuple[str, str, str]] = []
+    if (env.get("DEMO_DATA") or "0").lower() not in _FALSE:
+        problems.append(
+            ("DEMO_DATA", "生产环境不能加载演示数据和演示账号", "production never loads demo data or accounts")
+        )
+    for name, length in _HEX_LENGTHS.items():
+        value = raw[name] or ""
+        try:
+            key = bytes.fromhex(value)
+        except ValueError:
+            continue  # named by the format check
+        if len(key) == length and _weak(key, length // 2):
+            problems.append(
+                (name, f"{name} 过于简单（看起来不是随机生成的）", f"{name} is not random (too few distinct bytes)")
+            )
+    for name, minimum in MIN_SECRET_CHARS.items():
+        value = raw[name] or ""
+        if not value:
+            continue  # missing: named above (METRICS_TOKEN may be empty: /metrics then answers loopback only)
+        if len(value) < minimum or _weak(value, 8):
+            problems.append(
+                (
+                    name,
+                    f"{name} 至少 {minimum} 个字符且须随机生成",
+                    f"{name} must be at least {minimum} random characters",
+                )
+            )
+    appid = raw["WECHAT_APPID"] or ""
+    if appid == PLACEHOLDER_APPID or not re.fullmatch(r"wx[0-9a-f]{16}", appid):
+        problems.append(
+            (
+                "WECHAT_APPID",
+                "须配置小程序的真实 appid（不能是占位值）",
+                "set the mini-program's real appid, not the placeholder",
+            )
+        )
+    if not raw["PUBLIC_URL"]:
+        problems.append(
+            (
+                "PUBLIC_URL",
+                "生产环境必须配置对外地址（二维码和链接使用）",
+                "production needs the public base URL (QR codes, links)",
+            )
+        )
+    verifier = raw["IDENTITY_VERIFIER"] or ""
+    if not verifier:
+        problems.append(
+            (
+                "IDENTITY_VERIFIER",
+                "生产环境必须明确配置身份核验服务",
+                "production must name its identity verification service",
+            )
+        )
+    elif verifier == "demo":
+        problems.append(
+            (
+                "IDENTITY_VERIFIER",
+                "演示核验（演示人口库）不能用于生产环境",
+                "the demo population verifier is not for production",
+            )
+        )
+    if not raw["MONGODB_URI"]:
+        problems.append(("MONGODB_URI", "生产环境必须配置 MONGODB_URI", "production needs MONGODB_URI"))
+    return problems
+
+
+_FALSE = ("0", "false", "no", "off", "")
+
+
 def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-    """Build and validate the config; raises InvalidInput naming the bad setting."""
+    """Build and validate the config; raises ConfigError (an InvalidInput) naming every bad setting."""
     env = dict(os.environ if environ is None else environ)
     raw = {s.name: env.get(s.name) or s.default for s in SETTINGS}
     mode = raw["YIWANG_ENV"] or "development"
     if mode not in ("development", "production"):
-        raise InvalidInput("config.invalid", "YIWANG_ENV 只能是 development 或 production")
+        raise ConfigError([("YIWANG_ENV", "YIWANG_ENV 只能是 development 或 production",
+                            "YIWANG_ENV must be development or production")])  # fmt: skip
+    production = mode == "production"
     data_dir = Path(raw["DATA_DIR"] or "./var").resolve()
+    problems: list[tuple[str, str, str]] = []
+    code = "config.invalid"
     missing_secrets = [s.name for s in SETTINGS if s.secret and not raw[s.name]]
     if missing_secrets:
-        if mode == "production":
-            raise InvalidInput("config.missing_secret", "生产环境必须配置密钥：" + ", ".join(missing_secrets))
-        generated = _generated_secrets(data_dir)
-        for name in missing_secrets:
-            raw[name] = generated[name]
+        if production:
+            code = "config.missing_secret"
+            problems += [(name, f"生产环境必须配置密钥：{name}", f"production needs the secret {name}")
+                         for name in missing_secrets]  # fmt: skip
+        else:
+            generated = _generated_secrets(data_dir)
+            for name in missing_secrets:
+                raw[name] = generated[name]
     for name, length in _HEX_LENGTHS.items():
+        if not raw[name]:
+            continue
         try:
             if len(bytes.fromhex(raw[name] or "")) != length:
                 raise ValueError
         except ValueError:
-            raise InvalidInput("config.invalid", f"{name} 必须是 {length} 字节的十六进制") from None
-    engine = raw["EMBEDDED_ENGINE"] or "sqlite"
-    if engine not in ("sqlite", "memory"):
-        raise InvalidInput("config.invalid", "EMBEDDED_ENGINE 只能是 sqlite 或 memory")
-    if mode == "production" and not raw["MONGODB_URI"]:
-        raise InvalidInput("config.invalid", "生产环境必须配置 MONGODB_URI")
+            problems.append((name, f"{name} 必须是 {length} 字节的十六进制", f"{name} must be {length} bytes of hex"))
+    if production:
+        problems += _production_problems(raw, env)
+    log_level = (raw["LOG_LEVEL"] or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        problems.append(("LOG_LEVEL", "LOG_LEVEL 只能是 " + " | ".join(LOG_LEVELS),
+                         "LOG_LEVEL must be one of " + " | ".join(LOG_LEVELS)))  # fmt: skip
+    verifier = raw["IDENTITY_VERIFIER"] or ("" if production else "demo")
+    if verifier and verifier not in IDENTITY_VERIFIERS_BUILT_IN and not re.fullmatch(r"[\w.]+:\w+", verifier):
+        problems.append(("IDENTITY_VERIFIER", "IDENTITY_VERIFIER 只能是 demo、off 或 模块:类",
+                         "IDENTITY_VERIFIER must be demo, off or package.module:Class"))  # fmt: skip
     host = raw["HOST"] or "127.0.0.1"
-    port = _int("PORT", raw["PORT"] or "8000", 0, 65535)
-    values: dict[str, Any] = dict(
+    values: dict[str, Any] = {}
+
+    def check(key: str, make: Callable[[], Any]) -> None:
+        try:
+            values[key] = make()
+        except InvalidInput as error:
+            detail = error.detail or {}
+            problems.append(
+                (str(detail.get("setting", key.upper())), error.message, str(detail.get("en", error.message)))
+            )
+
+    check("port", lambda: _int("PORT", raw["PORT"] or "8000", 0, 65535))
+    check("engine", lambda: _choice("EMBEDDED_ENGINE", raw["EMBEDDED_ENGINE"] or "sqlite", ("sqlite", "memory")))
+    check("workers", lambda: _int("WORKERS", raw["WORKERS"] or "4", 1, 64))
+    check("grace", lambda: _int("SHUTDOWN_GRACE_SECONDS", raw["SHUTDOWN_GRACE_SECONDS"] or "10", 0, 600))
+    check("audit_verify_seconds", lambda: _int("AUDIT_VERIFY_SECONDS", raw["AUDIT_VERIFY_SECONDS"] or "60", 5, 86400))
+    check("wechat_templates", lambda: _json_object("WECHAT_TEMPLATES", raw["WECHAT_TEMPLATES"] or ""))
+    check("wechat_miniprogram_state", lambda: _choice(
+        "WECHAT_MINIPROGRAM_STATE", raw["WECHAT_MINIPROGRAM_STATE"] or "formal", ("formal", "trial", "developer")
+    ))  # fmt: skip
+    check("wechat_push_aes_key", lambda: _aes_key(raw["WECHAT_PUSH_AES_KEY"] or ""))
+    check(
+        "wechat_lang",
+        lambda: _choice("WECHAT_LANG", raw["WECHAT_LANG"] or "zh_CN", ("zh_CN", "en_US", "zh_HK", "zh_TW")),
+    )
+    check("trusted_proxies", lambda: _networks("TRUSTED_PROXIES", raw["TRUSTED_PROXIES"] or ""))
+    if not any(name in ("PII_KEY", "PII_KEYS_PREVIOUS") for name, _, _ in problems):
+        check(
+            "pii_keys_previous",
+            lambda: _previous_keys(raw["PII_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["PII_KEY"] or "")),
+        )
+    if not any(name in ("BLIND_INDEX_KEY", "BLIND_INDEX_KEYS_PREVIOUS") for name, _, _ in problems):
+        check(
+            "blind_index_keys_previous",
+            lambda: _previous_keys(
+                raw["BLIND_INDEX_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""), "BLIND_INDEX_KEY"
+            ),
+        )
+    if problems:
+        raise ConfigError(problems, code)
+    port = values["port"]
+    demo_default = "0" if production else "1"
+    values.update(
         env=mode,
         host=host,
         port=port,
@@ -251,33 +415,21 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         mongodb_uri=raw["MONGODB_URI"] or "",
         mongodb_db=raw["MONGODB_DB"] or "yiwang",
         data_dir=data_dir,
-        embedded_engine=engine,
-        demo_data=(raw["DEMO_DATA"] or "0") not in ("0", "false", "no", ""),
-        log_level=(raw["LOG_LEVEL"] or "INFO").upper(),
-        workers=_int("WORKERS", raw["WORKERS"] or "4", 1, 64),
-        shutdown_grace_seconds=float(_int("SHUTDOWN_GRACE_SECONDS", raw["SHUTDOWN_GRACE_SECONDS"] or "10", 0, 600)),
+        embedded_engine=values.pop("engine"),
+        demo_data=not production and (env.get("DEMO_DATA") or demo_default).lower() not in _FALSE,
+        log_level=log_level,
+        shutdown_grace_seconds=float(values.pop("grace")),
         pii_key=bytes.fromhex(raw["PII_KEY"] or ""),
-        pii_keys_previous=_previous_keys(raw["PII_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["PII_KEY"] or "")),
         blind_index_key=bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""),
-        blind_index_keys_previous=_previous_keys(
-            raw["BLIND_INDEX_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""), "BLIND_INDEX_KEY"
-        ),
         cookie_secret=raw["COOKIE_SECRET"] or "",
         wechat_appid=raw["WECHAT_APPID"] or "",
         wechat_secret=raw["WECHAT_SECRET"] or "",
         wechat_api_base=(raw["WECHAT_API_BASE"] or "").rstrip("/"),
         audit_key=bytes.fromhex(raw["AUDIT_KEY"] or ""),
         audit_checkpoints=Path(raw["AUDIT_CHECKPOINTS"] or data_dir / "audit" / "checkpoints.jsonl").resolve(),
-        audit_verify_seconds=_int("AUDIT_VERIFY_SECONDS", raw["AUDIT_VERIFY_SECONDS"] or "60", 5, 86400),
-        wechat_templates=_json_object("WECHAT_TEMPLATES", raw["WECHAT_TEMPLATES"] or ""),
-        wechat_miniprogram_state=_choice(
-            "WECHAT_MINIPROGRAM_STATE", raw["WECHAT_MINIPROGRAM_STATE"] or "formal", ("formal", "trial", "developer")
-        ),
         metrics_token=raw["METRICS_TOKEN"] or "",
         wechat_push_token=raw["WECHAT_PUSH_TOKEN"] or "",
-        wechat_push_aes_key=_aes_key(raw["WECHAT_PUSH_AES_KEY"] or ""),
-        wechat_lang=_choice("WECHAT_LANG", raw["WECHAT_LANG"] or "zh_CN", ("zh_CN", "en_US", "zh_HK", "zh_TW")),
-        trusted_proxies=_networks("TRUSTED_PROXIES", raw["TRUSTED_PROXIES"] or ""),
+        identity_verifier=verifier,
     )
     values.update(overrides)
     return Config(**values)
@@ -287,8 +439,10 @@ def settings_table() -> str:
     """Markdown table of every setting, for the README."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for s in SETTINGS:
-        default = "(generated in DATA_DIR in development; required in production)" if s.secret else (
-            f"`{s.default}`" if s.default else "(empty)"
+        default = (
+            "(generated in DATA_DIR in development; required in production)"
+            if s.secret
+            else (f"`{s.default}`" if s.default else "(empty)")
         )
         rows.append(f"| `{s.name}` | {default} | {s.help} |")
     return "\n".join(rows)

@@ -323,8 +323,25 @@ async def _password_matches(offload: Offloader, doc: Document | None, password: 
     return doc is not None
 
 
-async def verify_password(store: Store, offload: Offloader, username: Any, password: Any, address: str) -> ConsoleUser:
+def published_demo_password(username: str, password: str) -> bool:
+    """Whether this is a demo account's password as published in data/demo/accounts.json."""
+    accounts = json.loads(DEMO_FILE.read_text(encoding="utf-8")).get("console_users", [])
+    return any(a["username"].lower() == username and a["password"] == password for a in accounts)
+
+
+async def verify_password(
+    store: Store,
+    offload: Offloader,
+    username: Any,
+    password: Any,
+    address: str,
+    *,
+    refuse_demo_passwords: bool = False,
+) -> ConsoleUser:
     """The user, or NotAuthenticated (same message whether the name or the password was wrong).
+
+    ``refuse_demo_passwords`` (production): a demo account's published password never logs in, even in a
+    database that was once loaded with demo data.
 
     Throttled before the hash is checked (``yiwang.throttle``): per (username, address) with
     growing delays, per address; above the account's ceiling only TOTP accounts are checked."""
@@ -343,6 +360,8 @@ async def verify_password(store: Store, offload: Offloader, username: Any, passw
             refused = throttle.refusal("console.login_ceiling", CEILING_REFUSED, retry_after)
         else:
             ok = await _password_matches(offload, doc, password)
+            if ok and refuse_demo_passwords and published_demo_password(username, password):
+                ok = False  # counted as a failed login, like any wrong password
     except Exception:
         await reservation.release()
         raise

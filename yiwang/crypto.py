@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from tongsuopy.crypto import hashes as ts_hashes
 from tongsuopy.crypto import serialization as ts_serialization
 from tongsuopy.crypto.asymciphers import ec as ts_ec
-from tongsuopy.crypto.exceptions import InvalidSignature
+from tongsuopy.crypto.exceptions import InternalError, InvalidSignature
 
 from yiwang.errors import InvalidInput
 
@@ -274,9 +274,20 @@ def sm2_verify(public_key_raw: bytes, message: bytes, signature: bytes) -> bool:
     try:
         key = ts_ec.EllipticCurvePublicKey.from_encoded_point(ts_ec.SM2(), public_key_raw)
         key.verify(signature, message, _SM2_SIGNATURE)
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, InternalError, ValueError):  # InternalError: not even DER (Tongsuo's ASN.1 parser)
         return False
     return True
+
+
+def sm2_public_key_raw(pem: bytes) -> bytes:
+    """An SM2 public key (PEM, SubjectPublicKeyInfo) as 04‖x‖y; a clear error for anything else."""
+    try:
+        key = ts_serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        raise InvalidInput("crypto.key", "不是有效的 SM2 公钥（PEM）") from None
+    if not isinstance(key, ts_ec.EllipticCurvePublicKey) or not isinstance(key.curve, ts_ec.SM2):
+        raise InvalidInput("crypto.key", "不是 SM2 公钥")
+    return key.public_bytes(ts_serialization.Encoding.X962, ts_serialization.PublicFormat.UncompressedPoint)
 
 
 # SM2 (GB/T 32918) group order; a private scalar lies in [1, n - 2].

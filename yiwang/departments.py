@@ -2,8 +2,11 @@
 (from ``data/departments.json``), their API credentials (issuer API, window
 scanners) and their SM2 signing keys.
 
-* Credentials are bearer tokens ``<credential id>.<secret>``; only the SM3
+* Window credentials are bearer tokens ``<credential id>.<secret>``; only the SM3
   digest of the secret is stored.
+* Issuer credentials are SM2 key pairs: the platform stores the public key and the
+  department's system signs every issuer API request with the private key
+  (``yiwang.issuer_signing``), which it is shown once or never sends at all.
 * Each department has one active SM2 key pair; the private key is stored
   sealed by ``services.cipher`` and cached in-process as an ``SM2Signer``.
   Public keys are published (``published_keys``) so anyone can verify offline.
@@ -22,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pymongo.errors import DuplicateKeyError
 
-from yiwang import audit
-from yiwang.crypto import SM2Signer, constant_time_equal, sm3, token_digest
-from yiwang.errors import Conflict, NotAuthenticated, NotFound
+from yiwang import audit, issuer_signing
+from yiwang.crypto import SM2Signer, constant_time_equal, sm2_public_key_raw, sm3, token_digest
+from yiwang.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from yiwang.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -78,8 +81,47 @@ class Credential:
     label: str
 
 
+@dataclass(frozen=True)
+class IssuerCredential:
+    """A new issuer credential: its id, and the private key if the platform generated it (shown once)."""
+
+    id: str
+    department: str
+    public_key: str  # 04‖x‖y, hex
+    private_pem: bytes | None = field(default=None, repr=False)
+
+
+async def create_issuer_credential(
+    store: Store, department_code: str, label: str = "", *, public_key_pem: bytes | None = None
+) -> IssuerCredential:
+    """An SM2 issuer credential. With ``public_key_pem`` the department keeps a key it made itself;
+    otherwise a key pair is generated and its private key returned (never stored)."""
+    dept = department(department_code)
+    signer = None if public_key_pem is not None else SM2Signer.generate()
+    raw = sm2_public_key_raw(public_key_pem) if public_key_pem is not None else signer.public_key_raw()  # type: ignore[union-attr]
+    credential_id = uuid.uuid4().hex
+    await store["department_credentials"].insert_one(
+        {
+            "_id": credential_id,
+            "kind": "issuer",
+            "department": dept.code,
+            "label": label or dept.name,
+            "public_key": raw.hex(),
+            "alg": issuer_signing.ALGORITHM,
+            "created_at": utcnow(),
+            "revoked": False,
+        }
+    )
+    return IssuerCredential(
+        credential_id, dept.code, raw.hex(), signer.private_pem() if signer is not None else None
+    )
+
+
 async def create_credential(store: Store, department_code: str, kind: CredentialKind, label: str = "") -> str:
-    """Create a credential and return its bearer token (shown once, never stored)."""
+    """Create a window credential and return its bearer token (shown once, never stored).
+    Issuer credentials are key pairs: :func:`create_issuer_credential`."""
+    if kind != "window":
+        raise InvalidInput("credential.kind", "签发凭证是 SM2 密钥对：请使用 create_issuer_credential")
     dept = department(department_code)
     credential_id = uuid.uuid4().hex
     secret = secrets.token_urlsafe(32)
@@ -108,7 +150,7 @@ async def revoke_credential(store: Store, credential_id: str, by: audit.Actor) -
 
 async def list_credentials(store: Store) -> list[Document]:
     """Every credential without its digest, for operators."""
-    projection = {"secret_digest": 0}
+    projection = {"secret_digest": 0, "public_key": 0}
     return [d async for d in store["department_credentials"].find({}, projection, sort=[("created_at", 1)])]
 
 
@@ -122,6 +164,7 @@ async def authenticate(store: Store, token: str, kind: CredentialKind) -> Creden
         doc is None
         or doc.get("revoked")
         or doc["kind"] != kind
+        or "secret_digest" not in doc  # issuer credentials have no bearer secret: they sign
         or not constant_time_equal(doc["secret_digest"], token_digest(secret))
     ):
         raise NotAuthenticated("department.credential_invalid", "部门凭证无效")
@@ -254,23 +297,20 @@ async def published_keys(store: Store) -> list[dict[str, Any]]:
     return [_public_view(doc) async for doc in cursor]
 
 
-# ---- replay protection for the issuer API -----------------------------------------
-
-MAX_CLOCK_SKEW_SECONDS = 300
+# ---- signed issuer API requests ---------------------------------------------------
 
 
-async def check_fresh(store: Store, credential: Credential, timestamp: Any, nonce: Any, *, now: float) -> None:
-    """Refuse stale or replayed requests: the timestamp within ±5 minutes, the
-    nonce (16–64 characters) never seen before for this credential."""
+async def authenticate_issuer(store: Store, request: issuer_signing.SignedRequest, *, now: float) -> Credential:
+    """A signed issuer request: form and freshness first, then the credential's SM2 signature over
+    method, target, timestamp, nonce and the body's SM3, and only then the nonce is spent (a forged
+    request cannot use up a department's nonces). Every refusal is a 401."""
+    signature = issuer_signing.check_form(request, now=now)
+    doc = await store["department_credentials"].find_one({"_id": request.credential_id})
+    if doc is None or doc.get("revoked") or doc["kind"] != "issuer" or "public_key" not in doc:
+        raise NotAuthenticated("department.credential_invalid", "部门凭证无效")
+    issuer_signing.verify(request, bytes.fromhex(doc["public_key"]), signature)
     try:
-        moment = int(str(timestamp))
-    except ValueError:
-        raise NotAuthenticated("issuer.timestamp_invalid", "请求时间戳无效") from None
-    if abs(now - moment) > MAX_CLOCK_SKEW_SECONDS:
-        raise NotAuthenticated("issuer.stale_request", "请求时间与服务器相差超过 5 分钟")
-    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 64 or not nonce.isascii() or not nonce.isalnum():
-        raise NotAuthenticated("issuer.nonce_invalid", "请求随机数应为 16–64 位字母或数字")
-    try:
-        await store["issuer_nonces"].insert_one({"_id": f"{credential.id}:{nonce}", "at": utcnow()})
+        await store["issuer_nonces"].insert_one({"_id": f"{doc['_id']}:{request.nonce}", "at": utcnow()})
     except DuplicateKeyError:
-        raise Conflict("issuer.replayed", "重复的请求（随机数已使用）") from None
+        raise NotAuthenticated("issuer.replayed", "重复的请求（随机数已使用）") from None
+    return Credential(id=doc["_id"], kind="issuer", department=doc["department"], label=doc["label"])

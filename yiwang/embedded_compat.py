@@ -26,6 +26,12 @@ Two costs in mongoeco 4.11.0 grow with the data (see ``docs/mongoeco-patch.md`` 
    same question with the index's own expression, ``COALESCE(json_extract(...), '') = ?`` (identical for a
    non-empty type name), which is an index probe.
 
+4. **Two commands skip the authentication check.** mongoeco enforces authentication once it has users (every
+   data command, ``getMore``, ``killCursors`` answer "Authentication required" on a connection that has not
+   completed SCRAM), but ``commitTransaction`` and ``abortTransaction`` go straight to the session store. The fix
+   makes them require an authenticated connection too. (``auth_user`` below is not a patch: it is how the
+   launcher declares its one user, SCRAM-SHA-256 only, for every mongoeco version.)
+
 ``apply()`` refuses to patch any mongoeco other than the one these were written against and says so in the
 log; ``tests/test_embedded_compat.py`` fails if upstream changes the patched behaviour or the version.
 """
@@ -62,6 +68,19 @@ def exact_storage_id(value: object) -> bool:
     return type(value) is str or type(value) is ObjectId
 
 
+def auth_user(user: str, password: str) -> Any:
+    """The embedded server's one user: SCRAM-SHA-256 only (no PLAIN, no SCRAM-SHA-1), all privileges."""
+    from mongoeco.wire.auth import WireAuthUser
+
+    return WireAuthUser(
+        username=user,
+        password=password,
+        source="admin",
+        mechanisms=("SCRAM-SHA-256",),
+        roles=({"role": "root", "db": "admin"},),
+    )
+
+
 def apply() -> bool:
     """Patch mongoeco in this process; returns whether the patches are in place."""
     if _state["applied"]:
@@ -80,6 +99,7 @@ def apply() -> bool:
     _patch_unique_id_scan()
     _patch_reader_connections()
     _patch_tagged_type_probe()
+    _patch_transaction_auth()
     _state["applied"] = True
     log.info("mongoeco %s: compatibility fixes applied (no _id scan for string ids, pooled readers)", found)
     return True
@@ -247,3 +267,19 @@ def _patch_tagged_type_probe() -> None:
         return result
 
     SQLiteEngine._field_contains_tagged_value_type_in_collection = probe  # type: ignore[method-assign]
+
+
+def _patch_transaction_auth() -> None:
+    from mongoeco.wire._executor_handlers import WireSpecialCommandHandlers
+
+    def authenticated(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        async def handle(self: Any, context: Any) -> Any:
+            self._auth.require_authenticated(context.connection, context.command_name)
+            return await original(self, context)
+
+        handle.__yiwang_compat__ = True  # type: ignore[attr-defined]
+        return handle
+
+    for name in ("_handle_commit_transaction", "_handle_abort_transaction"):
+        setattr(WireSpecialCommandHandlers, name, authenticated(getattr(WireSpecialCommandHandlers, name)))

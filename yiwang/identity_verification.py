@@ -5,15 +5,22 @@ In production this is the public-security verification service (公安部人口�
 from ``data/demo/residents.json`` (and any resident in the ``residents``
 collection) whose recorded name matches, and rejects everyone else.
 
-The provider is a resource of the process, chosen at boot (``yiwang.boot``); tests swap
-in their own with ``services.resources.replace(provider, IdentityVerifier)``.
+The provider is chosen by the ``IDENTITY_VERIFIER`` setting: ``demo`` (the development
+default, refused in production), ``off`` (every verification answers 503: no service
+configured), or ``package.module:Class`` (a class taking no arguments that implements
+:class:`IdentityVerifier`, e.g. the adapter to the public-security service). It is a resource
+of the process, built at boot (``yiwang.boot``); tests swap in their own with
+``services.resources.replace(provider, IdentityVerifier)``.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from yiwang.config import ConfigError
+from yiwang.errors import ServiceUnavailable
 from yiwang.identity import OneNumber
 from yiwang.people import name_matches, stored_person_index
 
@@ -46,6 +53,36 @@ class DemoPopulationVerifier:
 
     async def aclose(self) -> None:
         return None
+
+
+class NoVerifier:
+    """``IDENTITY_VERIFIER=off``: no service, so no one is verified (a clear 503, not a silent pass)."""
+
+    name = "off"
+
+    async def verify(self, services: Services, name: str, number: OneNumber) -> Verification:
+        raise ServiceUnavailable("identity.verifier_unavailable", "身份核验服务未配置，请到窗口办理")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def build_verifier(setting: str, *, production: bool) -> IdentityVerifier:
+    """The provider the setting names (config validation has already checked its form)."""
+    if setting == "demo":
+        if production:  # config refuses this too: the demo population never verifies anyone in production
+            raise ServiceUnavailable("identity.verifier_unavailable", "演示核验不能用于生产环境")
+        return DemoPopulationVerifier()
+    if setting in ("off", ""):
+        return NoVerifier()
+    module_name, _, class_name = setting.partition(":")
+    try:
+        provider: IdentityVerifier = getattr(importlib.import_module(module_name), class_name)()
+    except (ImportError, AttributeError, TypeError) as error:
+        raise ConfigError(
+            [("IDENTITY_VERIFIER", f"无法加载身份核验服务 {setting}：{error}", f"cannot load {setting}: {error}")]
+        ) from None
+    return provider
 
 
 def verifier(services: Services) -> IdentityVerifier:
