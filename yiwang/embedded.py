@@ -26,6 +26,7 @@ import threading
 from pathlib import Path
 from urllib.parse import quote
 
+from yiwang.config import SECRETS_HEADER
 from yiwang.files import PRIVATE_UMASK, ensure_env_values, private_dir, restrict
 
 _READY = "mongoeco-ready "
@@ -40,8 +41,6 @@ _ENV_PASSWORD = "YIWANG_EMBEDDED_PASSWORD"
 
 def credentials(data_dir: Path) -> tuple[str, str]:
     """The embedded database's (user, password), generated once into ``data_dir/secrets.env`` (0600)."""
-    from yiwang.config import SECRETS_HEADER
-
     private_dir(data_dir)
     values = ensure_env_values(
         data_dir / SECRETS_FILE, {PASSWORD_SETTING: lambda: secrets.token_urlsafe(32)}, SECRETS_HEADER
