@@ -152,8 +152,9 @@ async def hall_notices(handler: KioskPage) -> list[dict[str, Any]]:
         from yiwang import content
     except ImportError:  # the content module belongs to the console; absent means no notices
         return _notices_placeholder()
-    return await content.published_notices(handler.services.store, handler.hall.get("code", ""),
-                                           device_group=handler.device.group if handler.device else None)
+    services = handler.services
+    return await content.live_notices(services.extras, services.store, handler.hall,
+                                      device_group=handler.device.group if handler.device else None)
 
 
 class HomePage(KioskPage):

@@ -14,7 +14,9 @@ from yiwang.accounts import Principal, account, account_view
 from yiwang.applications import Applicant
 from yiwang.catalog import CatalogSnapshot, hot_items, plan_scenario, region_name
 from yiwang.catalog import item_summary as catalog_item_summary
+from yiwang.errors import NotFound
 from yiwang.runtime import Services
+from yiwang.versioned import Rendered
 
 CHANNEL_LABELS = {"kiosk": "自助终端", "mobile": "小程序", "window": "窗口"}
 
@@ -22,24 +24,25 @@ CHANNEL_LABELS = {"kiosk": "自助终端", "mobile": "小程序", "window": "窗
 HOT_CACHE_SECONDS = 30.0
 
 
-async def hot_list(services: Services, limit: int) -> list[dict[str, Any]]:
-    """Hot items for the phone, cached in-process for HOT_CACHE_SECONDS (the ranking
-    aggregates 30 days of applications: too costly to repeat on every request).
-    Concurrent misses share one aggregation instead of each running their own."""
-    cache: dict[int, tuple[float, list[dict[str, Any]]]] = services.extras.setdefault("mobile_hot_items", {})
-    pending: dict[int, asyncio.Future[list[dict[str, Any]]]] = services.extras.setdefault("mobile_hot_pending", {})
+async def hot_list(services: Services, limit: int) -> Rendered:
+    """``{"items": [...]}`` of the hot items for the phone, serialised once per HOT_CACHE_SECONDS and catalogue
+    version (the ranking reads 30 days of maintained counts). Concurrent misses share one read."""
+    cache: dict[int, tuple[float, int | None, Rendered]] = services.extras.setdefault("mobile_hot_items", {})
+    pending: dict[int, asyncio.Future[Rendered]] = services.extras.setdefault("mobile_hot_pending", {})
+    await services.catalog.snapshot()
+    version = services.catalog.version
     hit = cache.get(limit)
-    if hit is not None and time.monotonic() - hit[0] < HOT_CACHE_SECONDS:
-        return hit[1]
+    if hit is not None and hit[1] == version and time.monotonic() - hit[0] < HOT_CACHE_SECONDS:
+        return hit[2]
     running = pending.get(limit)
     if running is not None:
         return await asyncio.shield(running)
-    future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+    future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
     pending[limit] = future
     try:
         ranked = await hot_items(services.store, services.catalog, channel="mobile", limit=limit)
-        found = [item_summary(i) for i in ranked]
-        cache[limit] = (time.monotonic(), found)
+        found = Rendered.of({"items": [item_summary(i) for i in ranked]})
+        cache[limit] = (time.monotonic(), version, found)
         future.set_result(found)
         return found
     except asyncio.CancelledError:
@@ -51,6 +54,34 @@ async def hot_list(services: Services, limit: int) -> list[dict[str, Any]]:
         raise
     finally:
         pending.pop(limit, None)
+
+
+async def item_rendered(services: Services, code: str) -> Rendered:
+    """One item's detail for the phone, serialised once per catalogue version."""
+
+    def build(snap: CatalogSnapshot) -> dict[str, Any]:
+        item = snap.items.get(code)
+        if item is None:
+            raise NotFound("catalog.item_not_found", "找不到该事项")
+        return item_detail(item, snap)
+
+    return await services.catalog.rendered(("mobile_item", code), build)
+
+
+async def scenarios_rendered(services: Services) -> Rendered:
+    return await services.catalog.rendered(
+        "mobile_scenarios", lambda snap: {"scenarios": [scenario_summary(s) for s in snap.scenarios.values()]}
+    )
+
+
+async def scenario_rendered(services: Services, code: str) -> Rendered:
+    def build(snap: CatalogSnapshot) -> dict[str, Any]:
+        scenario = snap.scenarios.get(code)
+        if scenario is None:
+            raise NotFound("catalog.scenario_not_found", "找不到该场景")
+        return scenario_detail(scenario)
+
+    return await services.catalog.rendered(("mobile_scenario", code), build)
 
 
 def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pymongo.errors import DuplicateKeyError
 
-from yiwang import audit
+from yiwang import audit, versioned
 from yiwang.crypto import SM2Signer, constant_time_equal, sm3, token_digest
 from yiwang.errors import Conflict, NotAuthenticated, NotFound
 from yiwang.timeutil import utcnow
+from yiwang.versioned import Versioned
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -181,6 +182,8 @@ async def signer_for(services: Services, department_code: str) -> tuple[str, SM2
         except DuplicateKeyError:  # another request created it first
             doc = await keys.find_one({"_id": f"{dept.code}:1"})
             assert doc is not None
+        else:
+            await versioned.bump(services.store, KEYS_VERSION_ID)  # every process republishes its keys
     signer = SM2Signer.from_pem(services.cipher.open(SIGNING_KEY_PURPOSE, doc["private_sealed"]).encode())
     ring.signers[department_code] = (doc["kid"], signer)
     return doc["kid"], signer
@@ -212,8 +215,26 @@ async def public_key(services: Services, kid: str) -> dict[str, Any] | None:
 
 
 async def published_keys(store: Store) -> list[dict[str, Any]]:
+    """Every department's public keys, from the database (see :func:`published` for the cached list)."""
     cursor = store["signing_keys"].find({}, sort=[("department", 1), ("created_at", 1)])
     return [_public_view(doc) async for doc in cursor]
+
+
+KEYS_VERSION_ID = "signing_keys_version"
+PUBLISHED_KEYS = "published_keys"
+
+
+def published(services: Services) -> Versioned[list[dict[str, Any]]]:
+    """The published keys in memory, reloaded when a key is added in any process (``yiwang.versioned``)."""
+    cache: Versioned[list[dict[str, Any]]] | None = services.extras.get(PUBLISHED_KEYS)
+    if cache is None:
+        store = services.store
+
+        async def load(_version: int) -> list[dict[str, Any]]:
+            return await published_keys(store)
+
+        cache = services.extras[PUBLISHED_KEYS] = Versioned(store, KEYS_VERSION_ID, load)
+    return cache
 
 
 # ---- replay protection for the issuer API -----------------------------------------

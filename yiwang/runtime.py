@@ -40,6 +40,7 @@ class Services:
     async def close(self, *, close_store: bool = True) -> None:
         if self.audit is not None:
             await self.audit.aclose()
+        await self.catalog.aclose()
         for name, extra in reversed(list(self.extras.items())):
             closer = getattr(extra, "aclose", None)
             if closer is not None:
@@ -102,9 +103,9 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
             resealer = services.extras["resealer"] = Resealer(store, services.cipher)
             resealer.start()
         if config.demo_data:
-            from yiwang.seed import load_demo_data
+            from yiwang.seed import ensure_demo_data
 
-            await load_demo_data(services)
+            await ensure_demo_data(services)
     except BaseException:
         if watch is not None:
             await watch.aclose()
