@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 import tornado.web
 
-from web.base import InFlight, NotFoundHandler, StaticFiles
+from web.base import ROUTE_TEMPLATES, InFlight, NotFoundHandler, StaticFiles, route_templates
 from web.metrics import observed_log_request
 from yiwang.catalog import region_name, version_source
 from yiwang.runtime import Services
@@ -57,4 +57,6 @@ def make_app(services: Services, *, extra_routes: list[Any] | None = None, **ove
         compress_response=True,
     )
     settings.update(overrides)
-    return tornado.web.Application(routes, **settings)
+    app = tornado.web.Application(routes, **settings)
+    app.settings[ROUTE_TEMPLATES] = route_templates(app)  # the log and the metrics name routes from this
+    return app

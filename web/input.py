@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from yiwang.errors import InvalidInput
+from yiwang.logs import redact
 
 MAX_JSON_DEPTH = 20
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -65,7 +66,8 @@ def parse_json(body: bytes) -> Any:
 
 
 def request_id(sent: str | None) -> str:
-    """The client's request id when it is a short safe token, else a fresh one."""
-    if sent and _REQUEST_ID.fullmatch(sent):
+    """The client's request id when it is a short safe token, else a fresh one. Safe includes "not shaped
+    like personal data": the request log writes it without a redaction pass (``yiwang.logs``)."""
+    if sent and _REQUEST_ID.fullmatch(sent) and redact(sent) == sent:
         return sent
     return uuid.uuid4().hex

@@ -28,11 +28,22 @@ def redact(text: str) -> str:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line. A record logged with ``extra={"safe_fields": True}`` (the request log: a
+    route pattern, numbers, a request id, an address) skips the redaction pass; every other line gets it."""
+
     converter = time.gmtime  # type: ignore[assignment]
+    _second = -1
+    _stamp = ""
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -42,7 +53,10 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, ensure_ascii=False, default=str))
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        if getattr(record, "safe_fields", False) and record.exc_info is None:
+            return line
+        return redact(line)
 
 
 def configure_logging(level: str = "INFO") -> None:
