@@ -39,6 +39,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEMO_DATA", "1", "load the demo catalogue, residents and certificates on start (idempotent)"),
     Setting("LOG_LEVEL", "INFO", "logging level"),
     Setting("WORKERS", "4", "threads for blocking work (Pillow, pyzbar, WeChat calls)"),
+    Setting("PROCESSES", "1", "server processes sharing PORT (SO_REUSEPORT) and one database; 0 = one per core"),
     Setting("SHUTDOWN_GRACE_SECONDS", "10", "how long in-flight requests may finish after SIGTERM"),
     Setting("PII_KEY", None, "hex 16-byte SM4 key for personal data at rest", secret=True),
     Setting(
@@ -97,6 +98,7 @@ class Config:
     wechat_miniprogram_state: str = "formal"
     wechat_lang: str = "zh_CN"
     metrics_token: str = field(default="", repr=False)
+    processes: int = 1
     wechat_push_token: str = field(default="", repr=False)
     wechat_push_aes_key: str = field(default="", repr=False)
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
@@ -236,6 +238,8 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         raise InvalidInput("config.invalid", "生产环境必须配置 MONGODB_URI")
     host = raw["HOST"] or "127.0.0.1"
     port = _int("PORT", raw["PORT"] or "8000", 0, 65535)
+    if port == 0 and (raw["PROCESSES"] or "1") != "1":
+        raise InvalidInput("config.invalid", "多进程（PROCESSES）需要固定端口（PORT 不能为 0）")
     values: dict[str, Any] = dict(
         env=mode,
         host=host,
@@ -248,6 +252,7 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
         demo_data=(raw["DEMO_DATA"] or "0") not in ("0", "false", "no", ""),
         log_level=(raw["LOG_LEVEL"] or "INFO").upper(),
         workers=_int("WORKERS", raw["WORKERS"] or "4", 1, 64),
+        processes=_int("PROCESSES", raw["PROCESSES"] or "1", 0, 64) or (os.cpu_count() or 1),
         shutdown_grace_seconds=float(_int("SHUTDOWN_GRACE_SECONDS", raw["SHUTDOWN_GRACE_SECONDS"] or "10", 0, 600)),
         pii_key=bytes.fromhex(raw["PII_KEY"] or ""),
         pii_keys_previous=_previous_keys(raw["PII_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["PII_KEY"] or "")),

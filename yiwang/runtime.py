@@ -55,7 +55,7 @@ class Services:
             await asyncio.to_thread(self.embedded.stop)
 
 
-def _leave_address(config: Config, uri: str) -> None:
+def leave_address(config: Config, uri: str) -> None:
     """Where the embedded database listens, for ``python -m yiwang.admin`` while the server runs (0600)."""
     path = config.data_dir / "embedded.uri"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -72,7 +72,7 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
             path = config.data_dir / "yiwang.sqlite" if config.embedded_engine == "sqlite" else None
             embedded = EmbeddedMongo(path)
             uri = await asyncio.to_thread(embedded.start)
-            _leave_address(config, uri)
+            leave_address(config, uri)
             log.info("embedded database started", extra={"fields": {"engine": config.embedded_engine}})
         store = Store.connect(uri, config.mongodb_db)
     try:
