@@ -37,7 +37,7 @@ from yiwang import sdnotify
 from yiwang.config import Config, load_config
 from yiwang.embedded import EmbeddedMongo
 from yiwang.errors import InvalidInput
-from yiwang.logs import configure_logging
+from yiwang.logs import configure_logging, flush_request_lines
 from yiwang.notifications import check_account_templates
 from yiwang.runtime import Services, leave_address, open_services
 
@@ -142,6 +142,7 @@ def supervise(config: Config) -> None:
                     log.exception("worker failed", extra={"fields": {"worker": worker}})
                     code = 1
                 finally:
+                    flush_request_lines()
                     logging.shutdown()
                     os._exit(code)
             children[pid] = worker

@@ -45,3 +45,24 @@ async def test_a_request_id_shaped_like_an_id_number_is_replaced(
 def test_other_lines_are_still_redacted() -> None:
     record = logging.LogRecord("yiwang.x", logging.INFO, __file__, 1, f"looked up {ID_NUMBER}", None, None)
     assert ID_NUMBER not in JsonFormatter().format(record)
+
+
+def test_the_fast_request_line_is_the_line_the_formatter_writes() -> None:
+    import io
+
+    from yiwang.logs import RequestLines
+
+    stream = io.StringIO()
+    lines = RequestLines(stream)
+    fields = {"method": "GET", "route": r"/api/mobile/v1/items/([0-9]{12})", "status": 200, "duration_ms": 0.41,
+              "request_id": "abc-1.2", "client": "::1"}  # fmt: skip
+    lines.add(**fields)  # type: ignore[arg-type]
+    assert stream.getvalue() == ""  # batched
+    lines.flush()
+    fast = json.loads(stream.getvalue())
+    record = logging.LogRecord("yiwang.http", logging.INFO, __file__, 1, "request", None, None)
+    record.fields = fields
+    slow = json.loads(JsonFormatter().format(record))
+    assert fast.keys() == slow.keys()
+    assert {k: v for k, v in fast.items() if k != "ts"} == {k: v for k, v in slow.items() if k != "ts"}
+    assert fast["ts"].endswith("Z") and len(fast["ts"]) == len(slow["ts"])

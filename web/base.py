@@ -16,7 +16,7 @@ import tornado.web
 from tornado import httputil
 
 from web.input import parse_json, request_id
-from yiwang import errors, throttle
+from yiwang import errors, logs, throttle
 from yiwang.runtime import Services
 from yiwang.versioned import Rendered, dumps
 
@@ -65,6 +65,7 @@ DOWNLOAD_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 HSTS = "max-age=31536000; includeSubDomains"
 # The HTTPServer's own limits (server.py and the tests): what a handler that is not ours (static
 # files, the device WebSocket) may be sent; BaseHandlers set their own per request.
+GZIP_MIN_BYTES = 1024  # as Tornado's own compression
 SERVER_LIMITS: dict[str, int] = {"max_body_size": 1024 * 1024, "max_buffer_size": 16 * 1024 * 1024}
 
 
@@ -103,6 +104,13 @@ def _with_body(method: Callable[..., Any]) -> Callable[..., Any]:
 
     run._with_body = True  # type: ignore[attr-defined]
     return run
+
+
+@functools.cache
+def _allowed_methods(handler: type[tornado.web.RequestHandler]) -> list[str]:
+    """The methods a handler class implements (once per class, not once per request)."""
+    base = tornado.web.RequestHandler
+    return [m for m in handler.SUPPORTED_METHODS if getattr(handler, m.lower()) is not getattr(base, m.lower())]
 
 
 def status_for(error: errors.YiwangError) -> int:
@@ -293,6 +301,14 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_status(304)
             self.finish()
             return
+        if (
+            len(rendered.body) >= GZIP_MIN_BYTES
+            and self.application.settings.get("compress_response")
+            and "gzip" in self.request.headers.get("Accept-Encoding", "")
+        ):
+            self.set_header("Content-Encoding", "gzip")  # Tornado's transform leaves it alone, adds Vary
+            self.finish(rendered.gzipped)
+            return
         self.finish(rendered.body)
 
     def compute_etag(self) -> str | None:
@@ -322,8 +338,7 @@ class BaseHandler(tornado.web.RequestHandler):
         return status_code, {"code": code, "message": message}
 
     def _allowed_methods(self) -> list[str]:
-        base = tornado.web.RequestHandler
-        return [m for m in self.SUPPORTED_METHODS if getattr(type(self), m.lower()) is not getattr(base, m.lower())]
+        return _allowed_methods(type(self))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs["exc_info"][1] if "exc_info" in kwargs else None
@@ -453,14 +468,18 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         client = request.remote_ip  # BaseHandler.prepare made it the client's address
     else:
         client = request_address(request, handler.application.settings["services"].config.trusted_proxies)
+    route = route_template(handler)
+    duration_ms = round(1000.0 * request.request_time(), 2)
+    request_id = getattr(handler, "request_id", "")
+    fast = logs.request_lines() if level == logging.INFO else None
+    if fast is not None and log.handlers == [] and log.propagate:  # the server's own handler, nobody else's
+        fast.add(method=request.method or "", route=route, status=status, duration_ms=duration_ms,
+                 request_id=request_id, client=client)  # fmt: skip
+        return
     fields = {
-        "method": request.method,
-        "route": route_template(handler),
-        "status": status,
-        "duration_ms": round(1000.0 * request.request_time(), 2),
-        "request_id": getattr(handler, "request_id", ""),
-        "client": client,
-    }
+        "method": request.method, "route": route, "status": status, "duration_ms": duration_ms,
+        "request_id": request_id, "client": client,
+    }  # fmt: skip
     log.log(level, "request", extra={"fields": fields, "safe_fields": True})
 
 

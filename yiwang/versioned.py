@@ -17,6 +17,8 @@ verification keys):
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import hashlib
 import json
 import logging
@@ -50,7 +52,8 @@ def dumps(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Rendered:
-    """A response body serialised once, with its (strong) ETag."""
+    """A response body serialised once, with its ETag (weak: the same for the gzipped form) and, made on
+    first use, its gzipped form (compressed once per version, not once per response)."""
 
     body: bytes
     etag: str
@@ -58,7 +61,11 @@ class Rendered:
     @classmethod
     def of(cls, value: Any) -> Rendered:
         body = dumps(value).encode()
-        return cls(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+        return cls(body, 'W/"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+
+    @functools.cached_property
+    def gzipped(self) -> bytes:
+        return gzip.compress(self.body, compresslevel=6, mtime=0)
 
 
 async def read_version(store: Store, topic: str) -> int:
