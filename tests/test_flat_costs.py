@@ -171,3 +171,21 @@ async def test_catalogue_changes_in_another_process_show_without_a_request_waiti
     assert served is first
     assert await services.catalog.check()  # what the background task does every versioned.REFRESH_SECONDS
     assert (await services.catalog.snapshot()).version == first.version + 1
+
+
+async def test_applications_from_before_the_top_level_applicant_index_are_listed_after_the_migration(
+    services: Services,
+) -> None:
+    from yiwang import applications
+
+    store = services.store
+    now = dt.datetime.now(dt.UTC)
+    old = {"_id": "old-one", "item": "002001101000", "applicant": {"index": "resident-x"}, "status": "submitted",
+           "created_at": now, "updated_at": now}  # fmt: skip
+    newer = {**old, "_id": "new-one", "applicant_index": "resident-x", "updated_at": now + dt.timedelta(hours=1)}
+    await store["applications"].insert_many([old, newer])
+    assert [d["_id"] for d in await applications.list_for_applicant(services, "resident-x")] == ["new-one"]
+    await store["meta"].update_one({"_id": "schema_version"}, {"$set": {"version": 2}})
+    await store.migrate()
+    listed = await applications.list_for_applicant(services, "resident-x")
+    assert [d["_id"] for d in listed] == ["new-one", "old-one"]  # most recently changed first

@@ -78,6 +78,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     "wechat_access_tokens": [],
     "applications": [
         IndexModel([("applicant.index", ASCENDING), ("updated_at", DESCENDING)], name="applicant_updated"),
+        IndexModel([("applicant_index", ASCENDING)], name="applicant_index"),  # the resident's list (flat)
         IndexModel([("item", ASCENDING), ("status", ASCENDING)], name="item_status"),
         IndexModel([("agent", ASCENDING), ("updated_at", DESCENDING)], name="agent_updated"),
         IndexModel([("submitted_at", ASCENDING)], name="submitted_at"),
@@ -150,10 +151,25 @@ async def _daily_counts(store: Store) -> None:
     await activity.backfill(store)
 
 
+async def _applicant_index(store: Store) -> None:
+    """Version 3: a top-level ``applicant_index`` on every application (the resident's list reads it)."""
+    from pymongo import UpdateOne
+
+    cursor = store["applications"].find({"applicant_index": {"$exists": False}}, {"applicant.index": 1})
+    updates = [
+        UpdateOne({"_id": doc["_id"]}, {"$set": {"applicant_index": doc["applicant"]["index"]}})
+        async for doc in cursor
+        if (doc.get("applicant") or {}).get("index")
+    ]
+    for start in range(0, len(updates), 500):
+        await store["applications"].bulk_write(updates[start : start + 500], ordered=False)
+
+
 # Ordered, append-only. Each runs once; the version reached is kept in `meta`.
 MIGRATIONS: Sequence[tuple[int, str, Migration]] = (
     (1, "initial schema", _initial_schema),
     (2, "daily application counts", _daily_counts),
+    (3, "applications: top-level applicant_index", _applicant_index),
 )
 
 
