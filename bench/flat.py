@@ -134,7 +134,10 @@ class Applications:
                     {"_id": day}, {"$inc": update, "$setOnInsert": {"day": day}}, upsert=True
                 )
         finally:
-            client.close()
+            try:
+                client.close()
+            except Exception as exc:  # written and committed: a busy file at close loses no data
+                print(f"  (closing the bulk writer: {type(exc).__name__}; the documents are committed)", flush=True)
         return time.perf_counter() - started
 
 
