@@ -24,8 +24,8 @@ def uploaded_file(handler: BaseHandler) -> bytes:
 
 class KeysHandler(APIHandler):
     async def get(self) -> None:
-        self.set_header("Cache-Control", "public, max-age=300")
-        self.write_json(await verification.published_keys_document(self.services))
+        rendered = await verification.published_keys_rendered(self.services)
+        self.write_rendered(rendered, cache_control="public, max-age=300")
 
 
 class CheckHandler(APIHandler):

@@ -93,7 +93,8 @@ async def generate(
             app_id = uuid.uuid4().hex
             await add("applications", {
                 "_id": app_id, "item": item["_id"], "item_name": item["name"], "department": item["department"],
-                "applicant": {"index": "generated"}, "agent": None, "status": status, "deadline": deadline,
+                "applicant": {"index": "generated"}, "applicant_index": "generated", "agent": None, "status": status,
+                "deadline": deadline,
                 "created_at": submitted, "updated_at": completed or submitted, "submitted_at": submitted,
                 "completed_at": completed, "generated": True,
             })  # fmt: skip

@@ -21,6 +21,7 @@ from web.base import APIHandler, HTMLHandler
 from yiwang import (
     catalog,
     checklist_print,
+    content,
     copy_pickup,
     devices,
     display_codes,
@@ -130,17 +131,10 @@ class KioskPage(KioskMixin, HTMLHandler):
         super().render_page(template, **context)
 
 
-def _notices_placeholder() -> list[dict[str, Any]]:
-    return []
-
-
 async def hall_notices(handler: KioskPage) -> list[dict[str, Any]]:
-    try:
-        from yiwang import content
-    except ImportError:  # the content module belongs to the console; absent means no notices
-        return _notices_placeholder()
-    return await content.published_notices(handler.services.store, handler.hall.get("code", ""),
-                                           device_group=handler.device.group if handler.device else None)
+    services = handler.services
+    return await content.live_notices(services.resources.get(content.PublishedContent), handler.hall,
+                                      device_group=handler.device.group if handler.device else None)
 
 
 class HomePage(KioskPage):

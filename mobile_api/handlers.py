@@ -241,7 +241,7 @@ class ItemsHandler(PublicHandler):
             found = await self.services.catalog.search(query, channel="mobile", limit=limit)
             self.write_json({"items": [views.item_summary(i) for i in found]})
         else:
-            self.write_json({"items": await views.hot_list(self.services, limit)})
+            self.write_rendered(await views.hot_list(self.services, limit))
 
 
 class ItemHandler(PublicHandler):
@@ -257,9 +257,7 @@ class ItemHandler(PublicHandler):
     )
 
     async def get(self, code: str) -> None:
-        item = await self.services.catalog.item(code)
-        snap = await self.services.catalog.snapshot()
-        self.write_json(views.item_detail(item, snap))
+        self.write_rendered(await views.item_rendered(self.services, code))
 
 
 class ScenariosHandler(PublicHandler):
@@ -269,9 +267,7 @@ class ScenariosHandler(PublicHandler):
     )
 
     async def get(self) -> None:
-        self.write_json(
-            {"scenarios": [views.scenario_summary(s) for s in await self.services.catalog.scenarios_list()]}
-        )
+        self.write_rendered(await views.scenarios_rendered(self.services))
 
 
 class ScenarioHandler(PublicHandler):
@@ -283,7 +279,7 @@ class ScenarioHandler(PublicHandler):
     )
 
     async def get(self, code: str) -> None:
-        self.write_json(views.scenario_detail(await self.services.catalog.scenario(code)))
+        self.write_rendered(await views.scenario_rendered(self.services, code))
 
 
 class PlanHandler(PublicHandler):

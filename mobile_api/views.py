@@ -10,18 +10,53 @@ from typing import Any
 from yiwang import agents, certificates, evaluations, reminders
 from yiwang.accounts import Principal, account, account_view
 from yiwang.applications import Applicant
-from yiwang.catalog import CatalogSnapshot, HotLists, plan_scenario, region_name
+from yiwang.catalog import CatalogSnapshot, HotLists, hot_items, plan_scenario, region_name
 from yiwang.catalog import item_summary as catalog_item_summary
-from yiwang.errors import InvalidInput
+from yiwang.errors import InvalidInput, NotFound
 from yiwang.runtime import Services
+from yiwang.versioned import Rendered
 
 CHANNEL_LABELS = {"kiosk": "自助终端", "mobile": "小程序", "window": "窗口"}
 
 
-async def hot_list(services: Services, limit: int) -> list[dict[str, Any]]:
-    """Hot items for the phone (the process's cached ranking, :class:`yiwang.catalog.HotLists`)."""
-    ranked = await services.resources.get(HotLists).get(services.store, services.catalog, channel="mobile", limit=limit)
-    return [item_summary(i) for i in ranked]
+async def hot_list(services: Services, limit: int) -> Rendered:
+    """``{"items": [...]}`` of the hot items for the phone, serialised once per HOT_CACHE_SECONDS and catalogue
+    version (the ranking reads 30 days of maintained counts; :class:`yiwang.catalog.HotLists`)."""
+    await services.catalog.snapshot()
+
+    async def build() -> Rendered:
+        ranked = await hot_items(services.store, services.catalog, channel="mobile", limit=limit)
+        return Rendered.of({"items": [item_summary(i) for i in ranked]})
+
+    return await services.resources.get(HotLists).get(("mobile", limit), services.catalog.version, build)
+
+
+async def item_rendered(services: Services, code: str) -> Rendered:
+    """One item's detail for the phone, serialised once per catalogue version."""
+
+    def build(snap: CatalogSnapshot) -> dict[str, Any]:
+        item = snap.items.get(code)
+        if item is None:
+            raise NotFound("catalog.item_not_found", "找不到该事项")
+        return item_detail(item, snap)
+
+    return await services.catalog.rendered(("mobile_item", code), build)
+
+
+async def scenarios_rendered(services: Services) -> Rendered:
+    return await services.catalog.rendered(
+        "mobile_scenarios", lambda snap: {"scenarios": [scenario_summary(s) for s in snap.scenarios.values()]}
+    )
+
+
+async def scenario_rendered(services: Services, code: str) -> Rendered:
+    def build(snap: CatalogSnapshot) -> dict[str, Any]:
+        scenario = snap.scenarios.get(code)
+        if scenario is None:
+            raise NotFound("catalog.scenario_not_found", "找不到该场景")
+        return scenario_detail(scenario)
+
+    return await services.catalog.rendered(("mobile_scenario", code), build)
 
 
 def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,8 @@ def test_upstream_mongoeco_still_has_the_costs_the_layer_removes(tmp_path: Path)
     assert unpatched["string_insert_loads"] == 1  # one insert decodes the whole collection
     assert unpatched["reader_connects"] == 20  # one SQLite connection per multi-document read
     assert unpatched["type_scans_after_write"] == 3  # three Decimal128 probes scan after a write
+    assert unpatched["resident_find"] == [6, False]  # a find by string equality on an indexed field scans
+    assert unpatched["dotted_find"] == [302, False]  # a compound index led by a dotted field too
     assert unpatched["duplicate_string_refused"] and unpatched["equal_number_refused"]
 
 
@@ -60,6 +62,18 @@ def test_patched_engine_reuses_reader_connections_and_probes_types_through_the_i
     patched = probe("patched", tmp_path)
     assert patched["reader_connects"] <= 1
     assert patched["type_scans_after_write"] == 0
+
+
+def test_patched_engine_answers_string_equality_finds_from_the_index_with_the_same_documents(
+    tmp_path: Path,
+) -> None:
+    patched = probe("patched", tmp_path / "patched")
+    unpatched = probe("unpatched", tmp_path / "unpatched")
+    assert patched["resident_find"] == [6, True]
+    assert patched["dotted_find"] == [302, True]
+    for key in ("dotted_and_field_find", "array_value_found"):  # an array holding the value still matches
+        assert patched[key] == unpatched[key]
+    assert patched["array_value_found"] == 7
 
 
 def test_apply_refuses_another_mongoeco_version(

@@ -20,7 +20,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from web.app import make_app
-from yiwang import activity, catalog
+from yiwang import activity, catalog, versioned
 from yiwang.audit_anchor import AuditWatch
 from yiwang.boot import open_services
 from yiwang.config import Config
@@ -128,7 +128,7 @@ async def get_ok(http: aiohttp.ClientSession, url: str) -> None:
 @pytest.fixture
 def slow_catalogue_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Version checks run in the background once a second; keep them out of the window measured."""
-    monkeypatch.setattr(catalog, "REFRESH_SECONDS", 3600.0)
+    monkeypatch.setattr(versioned, "REFRESH_SECONDS", 3600.0)
 
 
 @pytest.mark.parametrize(
@@ -177,10 +177,25 @@ async def test_catalogue_changes_in_another_process_show_without_a_request_waiti
     await load_demo_data(services)
     first = await services.catalog.snapshot()
     await services.store["meta"].update_one({"_id": catalog.CATALOG_VERSION_ID}, {"$inc": {"version": 1}}, upsert=True)
-    services.catalog._checked_at -= catalog.REFRESH_SECONDS  # the last check is a second old
-    served = await services.catalog.snapshot()  # served from memory; the check runs in the background
+    served = await services.catalog.snapshot()  # served from memory until the background check has run
     assert served is first
-    refreshing = services.catalog._refreshing
-    assert refreshing is not None
-    await refreshing
+    assert await services.catalog.check()  # what the background task does every versioned.REFRESH_SECONDS
     assert (await services.catalog.snapshot()).version == first.version + 1
+
+
+async def test_applications_from_before_the_top_level_applicant_index_are_listed_after_the_migration(
+    services: Services,
+) -> None:
+    from yiwang import applications
+
+    store = services.store
+    now = dt.datetime.now(dt.UTC)
+    old = {"_id": "old-one", "item": "002001101000", "applicant": {"index": "resident-x"}, "status": "submitted",
+           "created_at": now, "updated_at": now}  # fmt: skip
+    newer = {**old, "_id": "new-one", "applicant_index": "resident-x", "updated_at": now + dt.timedelta(hours=1)}
+    await store["applications"].insert_many([old, newer])
+    assert [d["_id"] for d in await applications.list_for_applicant(services, "resident-x")] == ["new-one"]
+    await store["meta"].update_one({"_id": "schema_version"}, {"$set": {"version": 2}})
+    await store.migrate()
+    listed = await applications.list_for_applicant(services, "resident-x")
+    assert [d["_id"] for d in listed] == ["new-one", "old-one"]  # most recently changed first

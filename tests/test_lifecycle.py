@@ -158,3 +158,50 @@ def _alive(pid: int) -> bool:
     # A zombie (exited, not yet reaped by init) counts as gone.
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split()[2] != "Z"
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+@pytest.mark.slow
+def test_two_server_processes_share_the_port_and_one_database_and_stop_together(tmp_path: Path) -> None:
+    import urllib.request
+
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path), DEMO_DATA="1", PROCESSES="2", LOG_LEVEL="INFO")
+    process = subprocess.Popen(
+        [sys.executable, "server.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        ready = _wait_ready(port, process)
+        assert isinstance(ready, dict) and (ready["status"], ready["db"]) == ("ok", "ok")
+        children = _children(process.pid)
+        workers = [pid for pid, command in children if "server.py" in command]
+        databases = [pid for pid, command in children if "yiwang.embedded" in command]
+        assert len(workers) == 2 and len(databases) == 1, children
+        for _ in range(20):  # fresh connections, spread over both workers by the kernel
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/verify/v1/keys", timeout=5) as response:
+                assert response.status == 200
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert err.count('"msg": "stopped"') == 3  # each worker, then the parent after the database
+    assert "Traceback" not in err
+    for pid in workers + databases:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()

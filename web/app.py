@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import tornado.routing
 import tornado.web
 
-from web.base import InFlight, NotFoundHandler, StaticFiles
+from web.base import ROUTE_TEMPLATES, InFlight, NotFoundHandler, StaticFiles, route_templates
 from web.metrics import observed_log_request
 from yiwang.catalog import region_name, version_source
 from yiwang.runtime import Services
@@ -58,4 +59,57 @@ def make_app(services: Services, *, extra_routes: list[Any] | None = None, **ove
         compress_response=True,
     )
     settings.update(overrides)
-    return tornado.web.Application(routes, **settings)
+    app = tornado.web.Application(routes, **settings)
+    app.settings[ROUTE_TEMPLATES] = route_templates(app)  # the log and the metrics name routes from this
+    index_routes(app.wildcard_router)
+    return app
+
+
+_REGEX_SPECIAL = set("\\.^$*+?{}[]()|")
+
+
+def _first_segment(pattern: str) -> str | None:
+    """The literal first path segment every match of ``pattern`` starts with (``/api/…`` → ``api``), or None."""
+    literal = ""
+    for char in pattern:
+        if char in _REGEX_SPECIAL:
+            literal = literal[:-1] if char in "?*{" else literal  # a quantifier makes the last char optional
+            break
+        literal += char
+    else:
+        return literal[1:] if literal.startswith("/") and "/" not in literal[1:] else (
+            literal[1:].split("/", 1)[0] if literal.startswith("/") else None
+        )
+    if not literal.startswith("/") or "/" not in literal[1:]:
+        return None
+    return literal[1:].split("/", 1)[0]
+
+
+def index_routes(router: tornado.routing.RuleRouter) -> None:
+    """Match a request against the rules of its first path segment only (``/kiosk/…`` never tries the
+    ninety console and mobile patterns before its own), in the rules' order; same result as Tornado's scan."""
+    rules = list(router.rules)
+    segments: list[str | None] = []
+    for rule in rules:
+        regex = getattr(rule.matcher, "regex", None)
+        segments.append(_first_segment(regex.pattern) if regex is not None else None)
+    anywhere = [rule for rule, segment in zip(rules, segments, strict=True) if segment is None]
+    by_segment = {
+        segment: [rule for rule, own in zip(rules, segments, strict=True) if own is None or own == segment]
+        for segment in {s for s in segments if s is not None}
+    }
+
+    def find_handler(request: Any, **kwargs: Any) -> Any:
+        path = request.path or "/"
+        candidates = by_segment.get(path[1:].split("/", 1)[0], anywhere)
+        for rule in candidates:
+            target_params = rule.matcher.match(request)
+            if target_params is not None:
+                if rule.target_kwargs:
+                    target_params["target_kwargs"] = rule.target_kwargs
+                delegate = router.get_target_delegate(rule.target, request, **target_params)
+                if delegate is not None:
+                    return delegate
+        return None
+
+    router.find_handler = find_handler  # type: ignore[method-assign]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,9 +17,10 @@ from pymongo.errors import ConnectionFailure
 from tornado import httputil
 
 from web.input import parse_json, request_id
-from yiwang import dbwatch, errors, throttle
+from yiwang import dbwatch, errors, logs, throttle
 from yiwang.dbwatch import DbWatch
 from yiwang.runtime import Services
+from yiwang.versioned import Rendered, dumps
 
 log = logging.getLogger("yiwang.http")
 
@@ -67,6 +67,7 @@ DOWNLOAD_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 HSTS = "max-age=31536000; includeSubDomains"
 # The HTTPServer's own limits (server.py and the tests): what a handler that is not ours (static
 # files, the device WebSocket) may be sent; BaseHandlers set their own per request.
+GZIP_MIN_BYTES = 1024  # as Tornado's own compression
 SERVER_LIMITS: dict[str, int] = {"max_body_size": 1024 * 1024, "max_buffer_size": 16 * 1024 * 1024}
 
 
@@ -107,25 +108,18 @@ def _with_body(method: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+@functools.cache
+def _allowed_methods(handler: type[tornado.web.RequestHandler]) -> list[str]:
+    """The methods a handler class implements (once per class, not once per request)."""
+    base = tornado.web.RequestHandler
+    return [m for m in handler.SUPPORTED_METHODS if getattr(handler, m.lower()) is not getattr(base, m.lower())]
+
+
 def status_for(error: errors.YiwangError) -> int:
     for kind, status in STATUS_BY_ERROR:
         if isinstance(error, kind):
             return status
     return 400
-
-
-def json_default(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=json_default, separators=(",", ":"))
 
 
 class InFlight:
@@ -220,6 +214,7 @@ class BaseHandler(tornado.web.RequestHandler):
         inflight = self.application.settings["inflight"]
         inflight.add(self)
         apply_forwarding(self.request, self.services.config.trusted_proxies)
+        self._forwarding_applied = True
         self._chunks = []
         allowed = self._allowed_methods()
         if allowed and self.request.method not in allowed:
@@ -300,7 +295,32 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps(value))
+        self.finish(dumps(value).encode())
+
+    def write_rendered(self, rendered: Rendered, cache_control: str = "no-cache") -> None:
+        """A body serialised once per data version (``yiwang.versioned``): its ETag, and ``304`` when the
+        client already has it. ``no-cache``: clients may keep it but ask again (cheaply) every time."""
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", cache_control)
+        self.set_header("ETag", rendered.etag)
+        if self.check_etag_header():
+            self.set_status(304)
+            self.finish()
+            return
+        if (
+            len(rendered.body) >= GZIP_MIN_BYTES
+            and self.application.settings.get("compress_response")
+            and "gzip" in self.request.headers.get("Accept-Encoding", "")
+        ):
+            self.set_header("Content-Encoding", "gzip")  # Tornado's transform leaves it alone, adds Vary
+            self.finish(rendered.gzipped)
+            return
+        self.finish(rendered.body)
+
+    def compute_etag(self) -> str | None:
+        # Dynamic answers are no-store: hashing every body for an ETag nobody may reuse is waste.
+        # Versioned ones set theirs (write_rendered); static files keep Tornado's.
+        return None
 
     def render_page(self, template: str, **context: Any) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")
@@ -326,8 +346,7 @@ class BaseHandler(tornado.web.RequestHandler):
         return status_code, {"code": code, "message": message}
 
     def _allowed_methods(self) -> list[str]:
-        base = tornado.web.RequestHandler
-        return [m for m in self.SUPPORTED_METHODS if getattr(type(self), m.lower()) is not getattr(base, m.lower())]
+        return _allowed_methods(type(self))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs["exc_info"][1] if "exc_info" in kwargs else None
@@ -447,25 +466,51 @@ def apply_forwarding(request: tornado.httputil.HTTPServerRequest, trusted: Seque
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """One line per request: method, route template, status, duration, request id."""
-    route = route_template(handler)
+    """One line per request: method, route template, status, duration, request id, client address.
+
+    Every field is safe by construction (a route pattern, numbers, a request id that ``web.input.request_id``
+    only accepts as a short token, an address), so the line skips the formatter's redaction pass."""
+    request = handler.request
     status = handler.get_status()
-    fields = {
-        "method": handler.request.method,
-        "route": route,
-        "status": status,
-        "duration_ms": round(1000.0 * handler.request.request_time(), 2),
-        "request_id": getattr(handler, "request_id", ""),
-        "client": request_address(handler.request, handler.application.settings["services"].config.trusted_proxies),
-    }
     level = logging.INFO if status < 500 else logging.ERROR
-    log.log(level, "request", extra={"fields": fields})
+    if not log.isEnabledFor(level):
+        return
+    if getattr(handler, "_forwarding_applied", False):
+        client = request.remote_ip  # BaseHandler.prepare made it the client's address
+    else:
+        client = request_address(request, handler.application.settings["services"].config.trusted_proxies)
+    route = route_template(handler)
+    duration_ms = round(1000.0 * request.request_time(), 2)
+    request_id = getattr(handler, "request_id", "")
+    fast = logs.request_lines() if level == logging.INFO else None
+    if fast is not None and log.handlers == [] and log.propagate:  # the server's own handler, nobody else's
+        fast.add(method=request.method or "", route=route, status=status, duration_ms=duration_ms,
+                 request_id=request_id, client=client)  # fmt: skip
+        return
+    fields = {
+        "method": request.method, "route": route, "status": status, "duration_ms": duration_ms,
+        "request_id": request_id, "client": client,
+    }  # fmt: skip
+    log.log(level, "request", extra={"fields": fields, "safe_fields": True})
+
+
+ROUTE_TEMPLATES = "route_templates"
+
+
+def route_templates(application: tornado.web.Application) -> dict[type, str]:
+    """Handler class → its route's pattern, computed once per application (``web.app.make_app``)."""
+    templates: dict[type, str] = {}
+    for rule in application.wildcard_router.rules:
+        matcher = getattr(rule, "matcher", None)
+        if isinstance(rule.target, type) and matcher is not None and rule.target not in templates:
+            templates[rule.target] = str(getattr(getattr(matcher, "regex", None), "pattern", "")).rstrip("$")
+    return templates
 
 
 def route_template(handler: tornado.web.RequestHandler) -> str:
     """The matched route's pattern (no ids, no query string), else the handler name."""
-    for rule in handler.application.wildcard_router.rules:
-        matcher = getattr(rule, "matcher", None)
-        if rule.target is type(handler) and matcher is not None:
-            return str(getattr(getattr(matcher, "regex", None), "pattern", "")).rstrip("$")
-    return type(handler).__name__
+    settings = handler.application.settings
+    templates = settings.get(ROUTE_TEMPLATES)
+    if templates is None:
+        templates = settings[ROUTE_TEMPLATES] = route_templates(handler.application)
+    return templates.get(type(handler)) or type(handler).__name__

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
+import secrets
 from typing import Any
 
 from yiwang.errors import InvalidInput
+from yiwang.logs import redact
 
 MAX_JSON_DEPTH = 20
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -65,7 +66,8 @@ def parse_json(body: bytes) -> Any:
 
 
 def request_id(sent: str | None) -> str:
-    """The client's request id when it is a short safe token, else a fresh one."""
-    if sent and _REQUEST_ID.fullmatch(sent):
+    """The client's request id when it is a short safe token, else a fresh one. Safe includes "not shaped
+    like personal data": the request log writes it without a redaction pass (``yiwang.logs``)."""
+    if sent and _REQUEST_ID.fullmatch(sent) and redact(sent) == sent:
         return sent
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # as random as uuid4's 122 bits, without building a UUID

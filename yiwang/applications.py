@@ -405,6 +405,7 @@ async def create(
         "item": item["code"],
         "item_name": item["name"],
         "department": item["department"],
+        "applicant_index": applicant.index,  # top-level copy: the resident's list reads it (list_for_applicant)
         "applicant": {
             "index": applicant.index,
             "number": dict(applicant.number),
@@ -745,10 +746,13 @@ async def _deliver(
 
 
 async def list_for_applicant(services: Services, applicant_index: str, limit: int = 100) -> list[Document]:
-    cursor = services.store["applications"].find(
-        {"applicant.index": applicant_index}, sort=[("updated_at", -1)], limit=limit
-    )
-    return [doc async for doc in cursor]
+    """A resident's applications, most recently changed first. Equality on one top-level indexed field and
+    no sort in the query: the form the embedded engine answers from its index whatever the collection's
+    size (docs/embedded-db.md); a resident has few applications, so they are ordered here."""
+    cursor = services.store["applications"].find({"applicant_index": applicant_index})
+    found = [doc async for doc in cursor]
+    found.sort(key=lambda doc: doc.get("updated_at") or doc.get("created_at") or _EPOCH, reverse=True)
+    return found[:limit]
 
 
 async def list_for_agent(
@@ -761,6 +765,9 @@ async def list_for_agent(
         {"agent": agent_code, "authorisation": {"$in": authorisation_ids}}, sort=[("updated_at", -1)], limit=limit
     )
     return [doc async for doc in cursor]
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def due_date(deadline: Mapping[str, Any]) -> dt.date:

@@ -19,9 +19,10 @@ from yiwang.blocking import Offloader
 from yiwang.catalog import Catalog, HotLists
 from yiwang.certificates import RedeemerAuthenticators
 from yiwang.config import Config
+from yiwang.content import PublishedContent
 from yiwang.crypto import FieldCipher
 from yiwang.dbwatch import DbWatch
-from yiwang.departments import KeyRing
+from yiwang.departments import KeyRing, PublishedKeys
 from yiwang.embedded import EmbeddedMongo
 from yiwang.evaluations import send_due_invitations
 from yiwang.files import private_dir, write_private
@@ -33,7 +34,7 @@ from yiwang.migrations import MigrationContext
 from yiwang.notifications import Sender
 from yiwang.reminders import push_expiry_reminders
 from yiwang.runtime import Services
-from yiwang.seed import load_demo_data
+from yiwang.seed import ensure_demo_data
 from yiwang.store import Store
 from yiwang.wakeups import WakeUpBoard
 from yiwang.wechat import WeChatGateway
@@ -42,7 +43,7 @@ from yiwang.workcalendar import CalendarKeeper
 log = logging.getLogger(__name__)
 
 
-def _leave_address(config: Config, uri: str) -> None:
+def leave_address(config: Config, uri: str) -> None:
     """Where the embedded database listens, for ``python -m yiwang.admin`` while the server runs (0600)."""
     write_private(config.data_dir / "embedded.uri", uri + "\n")  # it holds the database's credentials
 
@@ -53,7 +54,7 @@ async def _open_store(config: Config) -> tuple[Store, EmbeddedMongo | None]:
     path = config.data_dir / "yiwang.sqlite" if config.embedded_engine == "sqlite" else None
     embedded = EmbeddedMongo(path)
     uri = await asyncio.to_thread(embedded.start)
-    _leave_address(config, uri)
+    leave_address(config, uri)
     log.info("embedded database started", extra={"fields": {"engine": config.embedded_engine}})
     return Store.connect(uri, config.mongodb_db), embedded
 
@@ -70,6 +71,8 @@ async def start_resources(services: Services) -> None:
     # Chosen by IDENTITY_VERIFIER, so a provider that cannot load stops the start, by name.
     add(build_verifier(config.identity_verifier, production=config.production), IdentityVerifier)
     add(KeyRing())
+    add(PublishedKeys(store))
+    add(PublishedContent(store))
     # Kiosks redeem display codes and hold consent sessions with their device credential.
     add(RedeemerAuthenticators([devices.redeemer_authenticator]))
     add(HotLists())
@@ -104,7 +107,7 @@ async def open_services(config: Config, *, store: Store | None = None) -> Servic
         await migrations.run(store, MigrationContext(config.data_dir, cipher))
         await start_resources(services)
         if config.demo_data and not config.production:  # never in production (config refuses DEMO_DATA=1 too)
-            await load_demo_data(services)
+            await ensure_demo_data(services)
     except BaseException:
         await services.close()
         raise

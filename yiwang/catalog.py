@@ -1,8 +1,8 @@
 """The service catalogue (事项目录): items, life-event scenarios, halls.
 
-Read-mostly, so it is cached in the process and invalidated through a version
-number in ``meta`` (a change made by any process is seen by all within
-``REFRESH_SECONDS``). Search understands Chinese, pinyin initials and typos.
+Read-mostly, so it is served from memory and invalidated through a version
+number in ``meta`` (``yiwang.versioned``: a change made by any process is seen
+by all after their next background check). Search understands Chinese, pinyin initials and typos.
 """
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pypinyin import Style, lazy_pinyin
 from rapidfuzz import fuzz
 
-from yiwang import activity
+from yiwang import activity, versioned
 from yiwang.errors import InvalidInput, NotFound
 from yiwang.store import Document, Store
 from yiwang.timeutil import utcnow
+from yiwang.versioned import Rendered, Versioned
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-REFRESH_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 CATALOG_VERSION_ID = "catalog_version"
@@ -59,7 +59,7 @@ def version_source(change: str | None) -> str:
 
 async def bump_version(store: Store) -> None:
     """Tell every process that the catalogue changed."""
-    await store["meta"].update_one({"_id": CATALOG_VERSION_ID}, {"$inc": {"version": 1}}, upsert=True)
+    await versioned.bump(store, CATALOG_VERSION_ID)
 
 
 async def _upsert_unless_edited(store: Store, collection: str, entries: list[dict[str, Any]]) -> None:
@@ -172,52 +172,35 @@ class CatalogSnapshot:
 
 
 class Catalog:
-    """In-process cache of the catalogue, refreshed when its version changes."""
+    """The catalogue in memory (``yiwang.versioned``: loaded once per version, checked in the background)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._snapshot: CatalogSnapshot | None = None
-        self._checked_at = 0.0
-        self._lock = asyncio.Lock()
-        self._refreshing: asyncio.Task[None] | None = None
+        self._data: Versioned[CatalogSnapshot] = Versioned(store, CATALOG_VERSION_ID, self._load)
 
     async def snapshot(self) -> CatalogSnapshot:
-        """The snapshot in memory. Once loaded, a request never waits on the database: when the last version
-        check is older than ``REFRESH_SECONDS`` one check starts in the background (another process's change
-        shows on the next request after it completes), and this request is served what is in memory."""
-        snap = self._snapshot
-        if snap is not None:
-            if time.monotonic() - self._checked_at >= REFRESH_SECONDS and self._refreshing is None:
-                self._checked_at = time.monotonic()  # one check at a time, whatever the request rate
-                self._refreshing = asyncio.get_running_loop().create_task(self._refresh_in_background())
-            return snap
-        async with self._lock:  # the first load (and after invalidate()): concurrent requests share it
-            if self._snapshot is None:
-                self._snapshot = await self._load(await self._version())
-                self._checked_at = time.monotonic()
-            return self._snapshot
+        """The snapshot in memory. Once loaded, a request never waits on the database: another process's
+        change shows after the next background version check (``versioned.REFRESH_SECONDS``)."""
+        return await self._data.get()
 
-    async def _version(self) -> int:
-        meta = await self._store["meta"].find_one({"_id": CATALOG_VERSION_ID})
-        return int(meta["version"]) if meta else 0
+    async def rendered(self, key: Hashable, build: Callable[[CatalogSnapshot], Any]) -> Rendered:
+        """A view of this version serialised once (bytes and ETag); ``build`` may raise NotFound."""
+        return await self._data.rendered(key, build)
 
-    async def _refresh_in_background(self) -> None:
-        try:
-            version = await self._version()
-            current = self._snapshot
-            if current is not None and current.version != version:
-                fresh = await self._load(version)
-                if self._snapshot is current:  # not invalidated meanwhile
-                    self._snapshot = fresh
-        except Exception:  # the next check retries; requests keep the snapshot they have
-            log.warning("catalogue version check failed", exc_info=True)
-        finally:
-            self._checked_at = time.monotonic()
-            self._refreshing = None
+    @property
+    def version(self) -> int | None:
+        """The version in memory (None before the first load)."""
+        return self._data.version
+
+    async def check(self) -> bool:
+        """The background version check, run now (tests)."""
+        return await self._data.check()
 
     def invalidate(self) -> None:
-        self._checked_at = 0.0
-        self._snapshot = None
+        self._data.invalidate()
+
+    async def aclose(self) -> None:
+        await self._data.aclose()
 
     async def _load(self, version: int) -> CatalogSnapshot:
         async def by_id(name: str) -> dict[str, Document]:
@@ -290,28 +273,27 @@ HOT_CACHE_SECONDS = 30.0
 
 
 class HotLists:
-    """Hot lists per channel and length, cached in the process for HOT_CACHE_SECONDS (a resource of
-    the process). Concurrent misses share one ranking instead of each running their own."""
+    """Hot lists as made for a surface (ranked, shaped, serialised), kept in the process for HOT_CACHE_SECONDS
+    and one catalogue version (a resource of the process). Concurrent misses share one build."""
 
     def __init__(self) -> None:
-        self._cached: dict[tuple[str | None, int], tuple[float, list[Document]]] = {}
-        self._pending: dict[tuple[str | None, int], asyncio.Future[list[Document]]] = {}
+        self._cached: dict[Hashable, tuple[float, int | None, Any]] = {}
+        self._pending: dict[Hashable, asyncio.Future[Any]] = {}
 
-    async def get(self, store: Store, catalog: Catalog, *, channel: str | None, limit: int) -> list[Document]:
-        key = (channel, limit)
+    async def get[T](self, key: Hashable, version: int | None, build: Callable[[], Awaitable[T]]) -> T:
         hit = self._cached.get(key)
-        if hit is not None and time.monotonic() - hit[0] < HOT_CACHE_SECONDS:
-            return hit[1]
+        if hit is not None and hit[1] == version and time.monotonic() - hit[0] < HOT_CACHE_SECONDS:
+            return cast(T, hit[2])
         running = self._pending.get(key)
         if running is not None:
-            return await asyncio.shield(running)
-        future: asyncio.Future[list[Document]] = asyncio.get_running_loop().create_future()
+            return cast(T, await asyncio.shield(running))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            ranked = await hot_items(store, catalog, channel=channel, limit=limit)
-            self._cached[key] = (time.monotonic(), ranked)
-            future.set_result(ranked)
-            return ranked
+            found = await build()
+            self._cached[key] = (time.monotonic(), version, found)
+            future.set_result(found)
+            return found
         except asyncio.CancelledError:
             future.cancel()
             raise

@@ -47,6 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("LOG_LEVEL", "INFO", "logging level"),
     Setting("WORKERS", "4", "threads for blocking work (Pillow, pyzbar, WeChat calls)"),
+    Setting("PROCESSES", "1", "server processes sharing PORT (SO_REUSEPORT) and one database; 0 = one per core"),
     Setting("SHUTDOWN_GRACE_SECONDS", "10", "how long in-flight requests may finish after SIGTERM"),
     Setting("PII_KEY", None, "hex 16-byte SM4 key for personal data at rest", secret=True),
     Setting(
@@ -118,6 +119,7 @@ class Config:
     wechat_miniprogram_state: str = "formal"
     wechat_lang: str = "zh_CN"
     metrics_token: str = field(default="", repr=False)
+    processes: int = 1
     wechat_push_token: str = field(default="", repr=False)
     wechat_push_aes_key: str = field(default="", repr=False)
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
@@ -379,6 +381,7 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
     check("port", lambda: _int("PORT", raw["PORT"] or "8000", 0, 65535))
     check("engine", lambda: _choice("EMBEDDED_ENGINE", raw["EMBEDDED_ENGINE"] or "sqlite", ("sqlite", "memory")))
     check("workers", lambda: _int("WORKERS", raw["WORKERS"] or "4", 1, 64))
+    check("processes", lambda: _int("PROCESSES", raw["PROCESSES"] or "1", 0, 64) or (os.cpu_count() or 1))
     check("grace", lambda: _int("SHUTDOWN_GRACE_SECONDS", raw["SHUTDOWN_GRACE_SECONDS"] or "10", 0, 600))
     check("audit_verify_seconds", lambda: _int("AUDIT_VERIFY_SECONDS", raw["AUDIT_VERIFY_SECONDS"] or "60", 5, 86400))
     check("wechat_templates", lambda: _json_object("WECHAT_TEMPLATES", raw["WECHAT_TEMPLATES"] or ""))
@@ -403,6 +406,9 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> C
                 raw["BLIND_INDEX_KEYS_PREVIOUS"] or "", bytes.fromhex(raw["BLIND_INDEX_KEY"] or ""), "BLIND_INDEX_KEY"
             ),
         )
+    if values.get("port") == 0 and values.get("processes", 1) > 1:
+        problems.append(("PROCESSES", "多进程（PROCESSES）需要固定端口（PORT 不能为 0）",
+                         "several processes (PROCESSES) need a fixed PORT (not 0)"))
     if problems:
         raise ConfigError(problems, code)
     port = values["port"]

@@ -28,9 +28,11 @@ from typing import Any
 import nh3
 from pymongo import ReturnDocument
 
+from yiwang import versioned
 from yiwang.errors import Conflict, InvalidInput, NotFound
 from yiwang.store import Document, Store
 from yiwang.timeutil import utcnow
+from yiwang.versioned import Versioned
 
 KINDS = ("notice", "banner")
 LEVELS = ("info", "important", "urgent")
@@ -234,6 +236,7 @@ async def _publish_fields(
     )
     if after is None:
         raise Conflict("content.changed", "内容已被他人发布，请刷新后再试")
+    await versioned.bump(store, CONTENT_VERSION_ID)
     await store["content_versions"].insert_one(
         {
             "_id": f"{before['_id']}:{version}",
@@ -277,6 +280,7 @@ async def withdraw(store: Store, content_id: str, *, by: str) -> tuple[Document,
     )
     if after is None:
         raise Conflict("content.changed", "内容状态已变化，请刷新后再试")
+    await versioned.bump(store, CONTENT_VERSION_ID)
     return before, after
 
 
@@ -345,26 +349,30 @@ def _image_view(image: Any) -> dict[str, Any] | None:
     return {"url": f"/kiosk/media/{image['id']}.jpg", "width": image.get("width"), "height": image.get("height")}
 
 
-async def published_notices(
-    store: Store,
-    hall_code: str,
-    now: dt.datetime | None = None,
-    *,
-    device_group: str | None = None,
-    kinds: Sequence[str] = KINDS,
-) -> list[dict[str, Any]]:
-    """Notices and banners live now on a kiosk in ``hall_code`` (urgent first, newest first).
+CONTENT_VERSION_ID = "content_version"  # bumped when a piece is published, rolled back or withdrawn
+PUBLISHED_CONTENT = "published_content"
 
-    This is the one reading function for kiosk pages and pushes.
-    """
-    moment = now or utcnow()
-    hall = await store["halls"].find_one({"_id": hall_code}, {"city": 1})
-    city = str(hall.get("city", "")) if hall else ""
+
+async def _published_documents(store: Store, kinds: Sequence[str] = KINDS) -> list[Document]:
     cursor = store["content"].find({"kind": {"$in": list(kinds)}, "status": "published"})
+    return [document async for document in cursor]
+
+
+def _notices_from(
+    documents: Sequence[Document],
+    *,
+    hall_code: str,
+    city: str,
+    moment: dt.datetime,
+    device_group: str | None,
+    kinds: Sequence[str],
+) -> list[dict[str, Any]]:
     shown: list[dict[str, Any]] = []
-    async for document in cursor:
+    for document in documents:
         published = document.get("published") or {}
-        if not published or not target_matches(published.get("target", {}), hall_code, city, device_group):
+        if document.get("kind") not in kinds or not published:
+            continue
+        if not target_matches(published.get("target", {}), hall_code, city, device_group):
             continue
         if not is_live(published, moment):
             continue
@@ -373,6 +381,47 @@ async def published_notices(
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     shown.sort(key=lambda n: (rank.get(n["level"], 9), -(n["published_at"] or epoch).timestamp()))
     return shown
+
+
+async def published_notices(
+    store: Store,
+    hall_code: str,
+    now: dt.datetime | None = None,
+    *,
+    device_group: str | None = None,
+    kinds: Sequence[str] = KINDS,
+) -> list[dict[str, Any]]:
+    """Notices and banners live now on a kiosk in ``hall_code`` (urgent first, newest first), read from the
+    database (pushes). Pages read the same from memory: :func:`live_notices`."""
+    hall = await store["halls"].find_one({"_id": hall_code}, {"city": 1})
+    city = str(hall.get("city", "")) if hall else ""
+    documents = await _published_documents(store, kinds)
+    return _notices_from(
+        documents, hall_code=hall_code, city=city, moment=now or utcnow(), device_group=device_group, kinds=kinds
+    )
+
+
+class PublishedContent(Versioned[list[Document]]):
+    """Every published piece in memory, reloaded when one is published or withdrawn (``yiwang.versioned``):
+    a resource of the process."""
+
+    def __init__(self, store: Store) -> None:
+        async def load(_version: int) -> list[Document]:
+            return await _published_documents(store)
+
+        super().__init__(store, CONTENT_VERSION_ID, load)
+
+
+async def live_notices(
+    published: PublishedContent, hall: Mapping[str, Any], *, device_group: str | None = None
+) -> list[dict[str, Any]]:
+    """What :func:`published_notices` says for ``hall`` (a catalogue hall document), from memory: no database
+    query per page (the live window is checked against the clock on every call)."""
+    documents = await published.get()
+    return _notices_from(
+        documents, hall_code=str(hall.get("code", "")), city=str(hall.get("city", "")), moment=utcnow(),
+        device_group=device_group, kinds=KINDS,
+    )  # fmt: skip
 
 
 async def set_push_message(store: Store, content_id: str, message_id: str) -> None:

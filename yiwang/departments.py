@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pymongo.errors import DuplicateKeyError
 
-from yiwang import audit, issuer_signing
+from yiwang import audit, issuer_signing, versioned
 from yiwang.crypto import SM2Signer, constant_time_equal, sm2_public_key_raw, sm3, token_digest
 from yiwang.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from yiwang.timeutil import utcnow
@@ -234,6 +234,8 @@ async def signer_for(services: Services, department_code: str) -> tuple[str, SM2
         except DuplicateKeyError:  # another request created it first
             doc = await keys.find_one({"_id": f"{dept.code}:1"})
             assert doc is not None
+        else:
+            await versioned.bump(services.store, KEYS_VERSION_ID)  # every process republishes its keys
     signer = SM2Signer.from_pem(services.cipher.open(SIGNING_KEY_PURPOSE, doc["private_sealed"]).encode())
     ring.signers[department_code] = (time.monotonic(), doc["kid"], signer)
     return doc["kid"], signer
@@ -293,8 +295,27 @@ async def public_key(services: Services, kid: str) -> dict[str, Any] | None:
 
 
 async def published_keys(store: Store) -> list[dict[str, Any]]:
+    """Every department's public keys, from the database (see :func:`published` for the cached list)."""
     cursor = store["signing_keys"].find({}, sort=[("department", 1), ("created_at", 1)])
     return [_public_view(doc) async for doc in cursor]
+
+
+KEYS_VERSION_ID = "signing_keys_version"
+
+
+class PublishedKeys(versioned.Versioned[list[dict[str, Any]]]):
+    """The published keys in memory, reloaded when a key is added in any process (``yiwang.versioned``):
+    a resource of the process."""
+
+    def __init__(self, store: Store) -> None:
+        async def load(_version: int) -> list[dict[str, Any]]:
+            return await published_keys(store)
+
+        super().__init__(store, KEYS_VERSION_ID, load)
+
+
+def published(services: Services) -> PublishedKeys:
+    return services.resources.get(PublishedKeys)
 
 
 # ---- signed issuer API requests ---------------------------------------------------

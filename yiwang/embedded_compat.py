@@ -32,6 +32,18 @@ Two costs in mongoeco 4.11.0 grow with the data (see ``docs/mongoeco-patch.md`` 
    makes them require an authenticated connection too. (``auth_user`` below is not a patch: it is how the
    launcher declares its one user, SCRAM-SHA-256 only, for every mongoeco version.)
 
+5. **A multi-document find by string equality on an indexed field scans the collection.** The engine's
+   SQL for ``{f: "text"}`` is ``json_type(document, '$.f') = 'text' AND json_extract(document, '$.f') = ?``,
+   while the field's ordered index is built on ``COALESCE(json_extract(document, '$.f."$mongoeco".type'),
+   '')`` and ``COALESCE(json_extract(document, '$.f."$mongoeco".value'), json_extract(document, '$.f'))``:
+   SQLite cannot use it, and reads every document of the collection (``find_one`` has its own index path,
+   which is why it stayed flat). For a single-field index the condition is also OR-ed with an ``EXISTS``
+   over the multikey entries (arrays holding the value), which defeats any index. The fix: say the same
+   condition with the index's expressions first (``type = '' AND value = ? AND json_type = 'text'``: for a
+   string field the first two are exactly ``json_extract = ?``, so the rows are the same), and drop the
+   multikey branch when the index has no multikey entry in the collection (no array was ever indexed
+   there; the probe is one index lookup, re-asked after every write like the engine's other features).
+
 ``apply()`` refuses to patch any mongoeco other than the one these were written against and says so in the
 log; ``tests/test_embedded_compat.py`` fails if upstream changes the patched behaviour or the version.
 """
@@ -100,6 +112,7 @@ def apply() -> bool:
     _patch_reader_connections()
     _patch_tagged_type_probe()
     _patch_transaction_auth()
+    _patch_string_equality_sql()
     _state["applied"] = True
     log.info("mongoeco %s: compatibility fixes applied (no _id scan for string ids, pooled readers)", found)
     return True
@@ -283,3 +296,54 @@ def _patch_transaction_auth() -> None:
 
     for name in ("_handle_commit_transaction", "_handle_abort_transaction"):
         setattr(WireSpecialCommandHandlers, name, authenticated(getattr(WireSpecialCommandHandlers, name)))
+
+
+def _patch_string_equality_sql() -> None:
+    import mongoeco.engines.sqlite as sqlite_module
+    from mongoeco.engines import sqlite_query
+    from mongoeco.engines.sqlite import SQLiteEngine
+    from mongoeco.engines.sqlite_query import _path_literal, type_expression_sql, value_expression_sql
+
+    original_equals = sqlite_query._translate_scalar_equals
+
+    @functools.wraps(original_equals)
+    def scalar_equals(field: str, value: object, *, null_matches_undefined: bool = False) -> tuple[str, list[Any]]:
+        if type(value) is not str:
+            return original_equals(field, value, null_matches_undefined=null_matches_undefined)  # type: ignore[no-any-return]
+        return (
+            f"({type_expression_sql(field)} = '' AND {value_expression_sql(field)} = ?"
+            f" AND json_type(document, {_path_literal(field)}) = 'text')",
+            [value],
+        )
+
+    scalar_equals.__yiwang_compat__ = True  # type: ignore[attr-defined]
+    sqlite_query._translate_scalar_equals = scalar_equals
+    sqlite_module._translate_scalar_equals = scalar_equals  # type: ignore[attr-defined]
+
+    original_multikey = SQLiteEngine._translate_equals_with_multikey
+
+    @functools.wraps(original_multikey)
+    def equals_with_multikey(  # noqa: PLR0917 (upstream's signature)
+        self: Any, collection_id: int, db_name: str, coll_name: str, plan: Any, index: Any
+    ) -> tuple[str, list[object]]:
+        feature_key = (db_name, coll_name, f"multikey_entries:{index['name']}")
+        cache = self._collection_features_cache
+        if feature_key not in cache:
+            row = (
+                self._require_connection()
+                .execute(
+                    "SELECT 1 FROM multikey_entries WHERE collection_id = ? AND index_name = ? LIMIT 1",
+                    (collection_id, index["name"]),
+                )
+                .fetchone()
+            )
+            cache[feature_key] = row is not None
+        if cache[feature_key]:
+            return original_multikey(self, collection_id, db_name, coll_name, plan, index)  # type: ignore[no-any-return]
+        # No array was ever indexed here: the EXISTS branch can match nothing, and only hides the index.
+        sql, params = sqlite_query._translate_scalar_equals(
+            plan.field, plan.value, null_matches_undefined=plan.null_matches_undefined
+        )
+        return f"({sql})", list(params)
+
+    SQLiteEngine._translate_equals_with_multikey = equals_with_multikey  # type: ignore[method-assign]

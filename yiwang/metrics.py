@@ -71,9 +71,17 @@ def listen_to_database() -> None:
     monitoring.register(CommandTimer())
 
 
+_request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(route, method, str(status)).inc()
-    REQUEST_SECONDS.labels(route, method).observe(seconds)
+    key = (route, method, status)
+    series = _request_series.get(key)
+    if series is None:  # labels() once per route, method and status, not once per request
+        series = (REQUESTS.labels(route, method, str(status)), REQUEST_SECONDS.labels(route, method))
+        _request_series[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 class _Figures:

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pymongo import UpdateOne
+
 from yiwang import activity
 from yiwang.crypto import FieldCipher
 from yiwang.store import Store
@@ -53,11 +55,24 @@ async def _uploads_into_database(store: Store, context: MigrationContext | None)
     await import_disk_uploads(store, context.cipher, context.data_dir)
 
 
+async def _applicant_index(store: Store, context: MigrationContext | None) -> None:
+    """Version 4: a top-level ``applicant_index`` on every application (the resident's list reads it)."""
+    cursor = store["applications"].find({"applicant_index": {"$exists": False}}, {"applicant.index": 1})
+    updates = [
+        UpdateOne({"_id": doc["_id"]}, {"$set": {"applicant_index": doc["applicant"]["index"]}})
+        async for doc in cursor
+        if (doc.get("applicant") or {}).get("index")
+    ]
+    for start in range(0, len(updates), 500):
+        await store["applications"].bulk_write(updates[start : start + 500], ordered=False)
+
+
 # Ordered, append-only. Each runs once; the version reached is kept in `meta`.
 MIGRATIONS: Sequence[tuple[int, str, Migration]] = (
     (1, "initial schema", _initial_schema),
     (2, "daily application counts", _daily_counts),
     (3, "uploads from DATA_DIR/uploads into the database", _uploads_into_database),
+    (4, "applications: top-level applicant_index", _applicant_index),
 )
 
 

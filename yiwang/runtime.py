@@ -88,6 +88,7 @@ class Services:
 
     async def close(self, *, close_store: bool = True) -> None:
         await self.resources.aclose()
+        await self.catalog.aclose()
         if close_store:
             await self.store.close()
         self.offload.shutdown()

@@ -87,6 +87,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     ],
     "applications": [
         IndexModel([("applicant.index", ASCENDING), ("updated_at", DESCENDING)], name="applicant_updated"),
+        IndexModel([("applicant_index", ASCENDING)], name="applicant_index"),  # the resident's list (flat)
         IndexModel([("item", ASCENDING), ("status", ASCENDING)], name="item_status"),
         IndexModel([("agent", ASCENDING), ("updated_at", DESCENDING)], name="agent_updated"),
         IndexModel([("submitted_at", ASCENDING)], name="submitted_at"),

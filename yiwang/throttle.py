@@ -27,6 +27,7 @@ reads at a glance; ``docs/security.md`` ("Logins and throttles") explains it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import math
 from collections.abc import Iterable, Sequence
@@ -158,7 +159,9 @@ async def reserve(store: Store, checks: Sequence[tuple[Limit, str]], *, code: st
 # ---- who is calling -------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed once per distinct text (every request parses its peer's address, and a few callers are many)."""
     text = text.strip()
     if text.startswith("[") and "]" in text:  # [v6]:port
         text = text[1 : text.index("]")]

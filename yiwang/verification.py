@@ -24,6 +24,7 @@ from yiwang import audit, certificates, departments
 from yiwang.crypto import sm2_verify
 from yiwang.errors import InvalidInput
 from yiwang.timeutil import utcnow
+from yiwang.versioned import Rendered
 
 if TYPE_CHECKING:
     from yiwang.runtime import Services
@@ -156,14 +157,14 @@ def _superseded_identifier(doc: Mapping[str, Any]) -> str | None:
     return doc.get("superseded_by") if doc.get("status") == "superseded" else None
 
 
-async def published_keys_document(services: Services) -> dict[str, Any]:
-    """The JSON published at GET /api/verify/v1/keys."""
+def keys_document(keys: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON published at GET /api/verify/v1/keys, for these keys."""
     return {
         "format": "yiwang-verification-keys/1",
         "algorithm": "SM2 (GM/T 0003) with SM3, signer id 1234567812345678, DER signature",
         "signed_message": "SM3(core) where core is the CBOR byte string inside the QR payload",
         "qr_prefix": PREFIX,
-        "keys": await departments.published_keys(services.store),
+        "keys": keys,
         "types": [{"type_code": t.type_code, "name": t.name} for t in certificates.load_types().values()],
     }
 
@@ -183,3 +184,13 @@ async def open_for_holder(
     view = certificates.full_view(services.cipher, doc)
     view["verification_qr"] = payload_for(doc)
     return view
+
+
+async def published_keys_document(services: Services) -> dict[str, Any]:
+    """The published keys document, from memory (``departments.published``)."""
+    return keys_document(await departments.published(services).get())
+
+
+async def published_keys_rendered(services: Services) -> Rendered:
+    """The published keys document serialised once per keys version, with its ETag (no database query)."""
+    return await departments.published(services).rendered("document", keys_document)

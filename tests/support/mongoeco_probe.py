@@ -19,6 +19,7 @@ from typing import Any
 
 def main() -> None:
     mode, folder = sys.argv[1], Path(sys.argv[2])
+    folder.mkdir(parents=True, exist_ok=True)
     if mode == "patched":
         from yiwang import embedded_compat
 
@@ -85,6 +86,30 @@ def main() -> None:
     assert len(list(coll.find({"resident": "r3"}))) == 6
     SQLiteConnection.execute = original_execute  # type: ignore[method-assign]
     type_scans = sum(1 for sql, _ in probes if "AND json_extract(document, ?) = ?" in sql)
+
+    # Multi-document finds by string equality: does SQLite answer them from the field's index?
+    coll.create_index([("applicant.index", 1), ("updated_at", -1)])
+    coll.update_many({}, {"$set": {"applicant": {"index": "p1"}, "updated_at": 1}})
+
+    def find_plans(query: dict[str, Any]) -> tuple[int, bool]:
+        probes.clear()
+        SQLiteConnection.execute = tracing_execute  # type: ignore[method-assign]
+        found = len(list(coll.find(query)))
+        found = len(list(coll.find(query)))  # the second time: features probed after the write are known
+        SQLiteConnection.execute = original_execute  # type: ignore[method-assign]
+        selects = [(sql, args) for sql, args in probes if "FROM documents" in sql and "SELECT document" in sql]
+        plain = sqlite3.connect(folder / "probe.sqlite")
+        plan = " ".join(
+            str(row) for sql, args in selects[-1:] for row in plain.execute("EXPLAIN QUERY PLAN " + sql, *args)
+        )
+        plain.close()
+        return found, "<expr>=?" in plan
+
+    resident_found, resident_indexed = find_plans({"resident": "r3"})
+    dotted_found, _ = find_plans({"applicant.index": "p1", "resident": "r4"})
+    dotted_only_found, dotted_only_indexed = find_plans({"applicant.index": "p1"})
+    coll.insert_one({"_id": "array-holder", "resident": ["r3", "r9"]})  # now the index has multikey entries
+    array_found, _ = find_plans({"resident": "r3"})
     print(
         json.dumps(
             {
@@ -94,6 +119,10 @@ def main() -> None:
                 "numeric_insert_loads": numeric_insert_loads,
                 "reader_connects": connects,
                 "type_scans_after_write": type_scans,
+                "resident_find": [resident_found, resident_indexed],
+                "dotted_find": [dotted_only_found, dotted_only_indexed],
+                "dotted_and_field_find": dotted_found,
+                "array_value_found": array_found,
             }
         )
     )
