@@ -43,9 +43,10 @@ import aiohttp
 
 from bench._harness import Load, Process, drive, getter, median_ms, secrets_env, start_bare, start_server
 from yiwang import activity, figures
+from yiwang.boot import open_services
 from yiwang.config import load_config
 from yiwang.embedded import EmbeddedMongo
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.store import Document, Store
 
 HALL = "gz-th-center"

@@ -18,8 +18,9 @@ from tornado.testing import bind_unused_port
 
 from web.app import make_app
 from yiwang import catalog, content, departments, versioned
+from yiwang.boot import open_services
 from yiwang.config import Config
-from yiwang.runtime import Services, open_services
+from yiwang.runtime import Services
 from yiwang.seed import load_demo_data
 from yiwang.store import Store
 

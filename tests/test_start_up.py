@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from yiwang import seed
+from yiwang.boot import open_services
 from yiwang.config import Config
-from yiwang.runtime import open_services
 from yiwang.store import Store
 
 
