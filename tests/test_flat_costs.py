@@ -186,7 +186,7 @@ async def test_catalogue_changes_in_another_process_show_without_a_request_waiti
 async def test_applications_from_before_the_top_level_applicant_index_are_listed_after_the_migration(
     services: Services,
 ) -> None:
-    from yiwang import applications
+    from yiwang import applications, migrations
 
     store = services.store
     now = dt.datetime.now(dt.UTC)
@@ -195,7 +195,7 @@ async def test_applications_from_before_the_top_level_applicant_index_are_listed
     newer = {**old, "_id": "new-one", "applicant_index": "resident-x", "updated_at": now + dt.timedelta(hours=1)}
     await store["applications"].insert_many([old, newer])
     assert [d["_id"] for d in await applications.list_for_applicant(services, "resident-x")] == ["new-one"]
-    await store["meta"].update_one({"_id": "schema_version"}, {"$set": {"version": 2}})
-    await store.migrate()
+    await store["meta"].update_one({"_id": "schema_version"}, {"$set": {"version": 3}}, upsert=True)
+    await migrations.run(store)
     listed = await applications.list_for_applicant(services, "resident-x")
     assert [d["_id"] for d in listed] == ["new-one", "old-one"]  # most recently changed first
