@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import secrets
 import urllib.parse
 from collections.abc import Awaitable
 from typing import Any
@@ -38,6 +39,7 @@ from yiwang.timeutil import format_local, utcnow
 SESSION_COOKIE = "kiosk_session"
 DEVICE_COOKIE = "kiosk_device"
 ELDERLY_COOKIE = "kiosk_elderly"
+VISIT_COOKIE = "kiosk_visit"  # opaque, non-personal: one visit, so a repeated redemption shows the same copy
 DEFAULT_IDLE = (60, 90)
 PRINT_PURPOSES = ("办理业务", "资格审核", "本人留存")
 MAX_COMBINATIONS = 64
@@ -303,8 +305,13 @@ class RedeemPage(KioskPage):
         from yiwang import display_codes
 
         code = self.get_body_argument("code", "")
+        visit = self.get_cookie(VISIT_COOKIE)
+        if not visit or len(visit) > 64:
+            visit = secrets.token_urlsafe(24)
+            self.set_cookie(VISIT_COOKIE, visit, path="/kiosk", httponly=True, samesite="Strict")
         try:
-            result = await display_codes.redeem_display_code(self.services, code, devices.redeemer_for(device))
+            result = await display_codes.redeem_display_code(self.services, code, devices.redeemer_for(device),
+                                                             visit=visit)
         except YiwangError as error:
             if isinstance(error, NotAuthenticated | Forbidden):
                 raise
@@ -476,6 +483,7 @@ class EndSessionHandler(KioskAPI):
     async def post(self) -> None:
         await kiosk_sessions.end(self.services, self.get_cookie(SESSION_COOKIE))
         self.clear_cookie(SESSION_COOKIE, path="/kiosk")
+        self.clear_cookie(VISIT_COOKIE, path="/kiosk")
         self.clear_cookie(ELDERLY_COOKIE, path="/")
         self.write_json({"ended": True})
 

@@ -72,6 +72,25 @@
     resetTimer = setTimeout(function () { endSession("idle"); }, resetAfter);
   }
   ["pointerdown", "touchstart", "keydown", "click"].forEach(function (e) { document.addEventListener(e, activity, { passive: true }); });
+  document.addEventListener("input", activity, { passive: true });
+
+  /* ---- new content (a notice published, a reload command): never in the middle of someone's flow.
+     Only the home page without a session reloads, and only after a quiet moment; anywhere else the
+     content waits until the service ends or the idle reset, which both go home (fresh content). ---- */
+  var QUIET_MS = 3000;
+  state.lastActivity = Date.now();
+  document.addEventListener("pointerdown", function () { if (state) state.lastActivity = Date.now(); }, { passive: true });
+  document.addEventListener("keydown", function () { if (state) state.lastActivity = Date.now(); }, { passive: true });
+  document.addEventListener("input", function () { if (state) state.lastActivity = Date.now(); }, { passive: true });
+  function refreshWhenFree() {
+    if (!state || !state.contentPending) return;
+    var free = body.getAttribute("data-page") === "home" && !$("#session-banner") && !state.busy;
+    if (!free) { body.setAttribute("data-content-pending", "1"); return; }
+    var quiet = Date.now() - state.lastActivity;
+    if (quiet >= QUIET_MS) { window.location.reload(); return; }
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = setTimeout(refreshWhenFree, QUIET_MS - quiet + 50);
+  }
   var cont = $("#idle-continue");
   if (cont) cont.addEventListener("click", activity);
   activity();
@@ -96,8 +115,7 @@
   function onEvent(ev) {
     if (!state) return;
     if (ev.type === "status") setOnline(!!ev.online);
-    else if (ev.type === "reload") window.location.reload();
-    else if (ev.type === "notice") toast(ev.text || "有新的公告");
+    else if (ev.type === "reload" || ev.type === "content") { state.contentPending = true; refreshWhenFree(); }
     else if (ev.type === "print_job" && (ev.state === "stopped" || ev.state === "failed")) toast(ev.message || "打印失败，请联系工作人员");
     else if (ev.type === "print_job" && ev.state === "completed") toast("打印完成，请在出纸口取件");
     document.dispatchEvent(new CustomEvent("kiosk:" + ev.type, { detail: ev }));

@@ -1,0 +1,126 @@
+"""Issue 11: the kiosk to the standard of a real service hall, walked in Chromium through the
+development device agent. Screenshots go to /tmp/kiosk-shots/ (and tests/artifacts/); look at them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import segno
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Page
+
+from console import pushes
+from tests.support.browser import LANDSCAPE, PORTRAIT, PageFactory, screenshot
+from tests.support.device_agent import RunningAgent, kiosk_agent, wait_for
+from yiwang import audit, certificates, content, display_codes
+from yiwang.identity import OneNumber, number_index
+from yiwang.runtime import Services
+
+__all__ = ["kiosk_agent"]
+pytestmark = pytest.mark.browser
+RESIDENT = {"id_number": "440104195203122151", "name": "陈国华"}
+SHOTS = Path("/tmp/kiosk-shots")
+SERIOUS = ("serious", "critical")
+STAFF = audit.Actor("staff", "u1", "内容管理员")
+
+
+async def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"))
+    await screenshot(page, f"kiosk-hall-{name}")
+
+
+async def assert_accessible(page: Page, name: str) -> None:
+    results = await Axe().run(page)
+    bad = [v for v in results.response["violations"] if v["impact"] in SERIOUS]
+    assert not bad, f"{name}: " + "; ".join(f"{v['id']}: {v['help']}" for v in bad)
+
+
+async def publish_notice(services: Services, agent: RunningAgent, title: str) -> None:
+    fields = {"title": title, "body_html": "<p>本周六暂停服务</p>", "level": "important",
+              "target": {"scope": "hall", "hall": "gz-th-center"}}
+    doc = await content.create_draft(services.store, "notice", fields, by="u1")
+    await content.publish(services.store, doc["_id"], by="u1")
+    before = len(agent.agent.received)
+    await pushes.push_content(services, await content.get(services.store, doc["_id"]), STAFF)
+    await wait_for(lambda: any(m["topic"] == "notices" for m in agent.agent.received[before:]),
+                   what="the notice pushed to the kiosk")
+
+
+async def identify(page: Page, agent: RunningAgent, then: str = "/kiosk/certificates") -> None:
+    await page.goto(agent.url + "/kiosk/identify?next=" + then)
+    await page.wait_for_function("document.body.getAttribute('data-on-device') === '1'")
+    await page.wait_for_timeout(300)  # let the page's event socket connect
+    (agent.state_dir / "id-card.json").write_text(json.dumps(RESIDENT, ensure_ascii=False), encoding="utf-8")
+    await page.wait_for_url("**" + then)
+
+
+# ---- 1. never break what a person is doing ------------------------------------------------
+
+
+async def test_notice_published_mid_flow_changes_nothing_until_the_session_ends(
+    kiosk_agent: RunningAgent, services: Services, page_factory: PageFactory
+) -> None:
+    await certificates.load_demo_certificates(services)
+    # a resident on question 2 of a scenario (no identification needed for guidance)
+    walker = await page_factory(PORTRAIT)
+    await walker.goto(kiosk_agent.url + "/kiosk/scenarios/birth?idle_warn=30&idle_reset=40")
+    await walker.click("fieldset[data-step='0'] label:has(input[value='yes'])")
+    await walker.wait_for_selector("text=第 2 题，共 3 题")
+    await walker.evaluate("window.__untouched = 1")
+    # an identified resident looking at a certificate
+    holder = await page_factory(LANDSCAPE)
+    await identify(holder, kiosk_agent)
+    await holder.click(".cert-tile >> nth=0")
+    await holder.wait_for_selector("[data-print-cert]")
+    await holder.evaluate("window.__untouched = 1")
+    # the home page, nobody touching it
+    idle_home = await page_factory(LANDSCAPE)
+    await idle_home.goto(kiosk_agent.url + "/kiosk/")
+    await idle_home.wait_for_function("document.querySelector('#offline-banner').hidden === true")
+
+    await publish_notice(services, kiosk_agent, "本周六暂停服务通知")
+
+    for page in (walker, holder):
+        await page.wait_for_selector("body[data-content-pending='1']")
+        assert await page.evaluate("window.__untouched") == 1  # not reloaded
+        assert "本周六暂停服务通知" not in await page.inner_text("body")
+    assert "第 2 题，共 3 题" in await walker.inner_text("main")
+    assert await walker.is_visible("fieldset[data-step='1']")
+    await shot(walker, "mid-flow-after-notice-portrait")
+    # the idle home page takes the notice up by itself
+    await idle_home.wait_for_selector("text=本周六暂停服务通知", timeout=15000)
+    # the session ends: the notice is there on the home page
+    await holder.click("[data-end-session]")
+    await holder.wait_for_url(lambda url: url.endswith("/kiosk/"), timeout=10000)
+    await holder.wait_for_selector("text=本周六暂停服务通知")
+
+
+async def test_display_code_redeemed_twice_in_one_visit_shows_the_same_copy(
+    kiosk_agent: RunningAgent, services: Services, page_factory: PageFactory
+) -> None:
+    await certificates.load_demo_certificates(services)
+    holder = number_index(services.cipher, OneNumber("person", RESIDENT["id_number"]))
+    cert = (await certificates.list_for_holder(services.store, holder))[0]
+    code = await display_codes.create_display_code(services, holder, cert["id"], "办理社保业务")
+    page = await page_factory(PORTRAIT)
+    await page.goto(kiosk_agent.url + "/kiosk/redeem")
+    await page.wait_for_timeout(300)
+    segno.make(code["code"], error="m").save(str(kiosk_agent.state_dir / "camera" / "frame.png"), scale=8, border=4)
+    await page.wait_for_selector("text=亮证成功")
+    await publish_notice(services, kiosk_agent, "新公告")
+    await page.wait_for_selector("body[data-content-pending='1']")
+    await page.reload()  # even a reload (the form re-sent) shows the same certificate
+    text = await page.inner_text("main")
+    assert "亮证成功" in text and "该亮证码已被使用" not in text
+    assert await services.store["certificate_copies"].count_documents({"certificate_id": cert["id"]}) == 1
+    await shot(page, "redeem-after-reload-portrait")
+    # another visit (after 结束服务 / idle) is refused: the code is single use
+    await page.context.clear_cookies()
+    await page.goto(kiosk_agent.url + "/kiosk/redeem")
+    await page.wait_for_timeout(300)
+    (kiosk_agent.state_dir / "camera" / "frame.png").unlink(missing_ok=True)
+    segno.make(code["code"], error="m").save(str(kiosk_agent.state_dir / "camera" / "frame.png"), scale=8, border=4)
+    await page.wait_for_selector("text=该亮证码已被使用")
