@@ -164,9 +164,65 @@ class HomePage(KioskPage):
     async def get(self) -> None:
         services = self.services
         scenarios = sorted(await services.catalog.scenarios_list(), key=lambda s: s["code"])
-        hot = await catalog.hot_items(services.store, services.catalog, channel=None, limit=8)
+        hot = await catalog.hot_items(services.store, services.catalog, channel=None, limit=8, hall=self.hall)
         notices = await hall_notices(self)
-        self.render_page("kiosk/home.html", scenarios=scenarios, hot=hot, notices=notices)
+        snap = await services.catalog.snapshot()
+        self.render_page("kiosk/home.html", scenarios=scenarios, hot=hot, notices=notices,
+                         item_count=len(snap.items), themes=catalog.THEMES)
+
+
+SEARCH_LIMIT = 20
+
+
+def search_row(item: dict[str, Any]) -> dict[str, Any]:
+    return {"code": item["code"], "name": item["name"], "url": f"/kiosk/items/{item['code']}"}
+
+
+class SearchPage(KioskPage):
+    """Search every item: Chinese, pinyin, initials, typos (the mobile API's ``Catalog.search``)."""
+
+    cacheable = True
+
+    async def get(self) -> None:
+        query = self.get_query_argument("q", "").strip()[:50]
+        found = await self.services.catalog.search(query, limit=SEARCH_LIMIT) if query else []
+        self.render_page("kiosk/search.html", query=query, results=[search_row(i) for i in found])
+
+
+class SearchAPI(KioskMixin, APIHandler):
+    async def prepare(self) -> None:
+        super().prepare()
+        await self.resolve_kiosk()
+
+    async def get(self) -> None:
+        query = self.get_query_argument("q", "").strip()[:50]
+        found = await self.services.catalog.search(query, limit=SEARCH_LIMIT) if query else []
+        self.write_json({"query": query, "results": [search_row(i) for i in found]})
+
+
+class BrowsePage(KioskPage):
+    cacheable = True
+
+    async def get(self) -> None:
+        snap = await self.services.catalog.snapshot()
+        self.render_page("kiosk/browse.html", departments=catalog.departments_with_items(snap),
+                         themes=catalog.THEMES)
+
+
+class DepartmentItemsPage(KioskPage):
+    cacheable = True
+
+    async def get(self, department: str) -> None:
+        dept, items = catalog.items_of_department(await self.services.catalog.snapshot(), department)
+        self.render_page("kiosk/item_list.html", heading=dept["name"], items=items)
+
+
+class ThemeItemsPage(KioskPage):
+    cacheable = True
+
+    async def get(self, theme: str) -> None:
+        label, items = catalog.items_of_theme(await self.services.catalog.snapshot(), theme)
+        self.render_page("kiosk/item_list.html", heading=f"{label}办事", items=items)
 
 
 class ScenarioPage(KioskPage):
@@ -505,7 +561,10 @@ class OfflineManifestHandler(KioskAPI):
             options = [[(q["id"], o["value"]) for o in q["options"]] for q in scenario["questions"]]
             combos = list(itertools.islice(itertools.product(*options), MAX_COMBINATIONS))
             urls.extend(f"/kiosk/scenarios/{code}/checklist?{urllib.parse.urlencode(c)}" for c in combos)
-        hot = await catalog.hot_items(self.services.store, self.services.catalog, limit=8)
+        hot = await catalog.hot_items(self.services.store, self.services.catalog, limit=8, hall=self.hall)
         urls.extend(f"/kiosk/items/{item['code']}" for item in hot)
+        urls.append("/kiosk/browse")
+        urls.extend(f"/kiosk/browse/themes/{key}" for key in catalog.THEMES)
+        urls.extend(f"/kiosk/browse/departments/{d['code']}" for d in catalog.departments_with_items(snap))
         self.write_json({"version": snap.version, "urls": urls,
                          "generated_at": dt.datetime.now(dt.UTC)})

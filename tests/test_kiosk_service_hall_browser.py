@@ -124,3 +124,58 @@ async def test_display_code_redeemed_twice_in_one_visit_shows_the_same_copy(
     (kiosk_agent.state_dir / "camera" / "frame.png").unlink(missing_ok=True)
     segno.make(code["code"], error="m").save(str(kiosk_agent.state_dir / "camera" / "frame.png"), scale=8, border=4)
     await page.wait_for_selector("text=该亮证码已被使用")
+
+
+# ---- 2. finding things -----------------------------------------------------------------
+
+
+async def test_home_has_hot_items_search_and_browsing_that_reach_every_item(
+    kiosk_agent: RunningAgent, services: Services, page_factory: PageFactory
+) -> None:
+    snap = await services.catalog.snapshot()
+    for viewport, tag in ((PORTRAIT, "portrait"), (LANDSCAPE, "landscape")):
+        page = await page_factory(viewport)
+        await page.goto(kiosk_agent.url + "/kiosk/")
+        assert await page.locator(".hot .tile").count() == 8
+        assert await page.is_visible("#hot-title")
+        await shot(page, f"home-{tag}")
+        await assert_accessible(page, f"home {tag}")
+        # search: Chinese, pinyin, initials, a homophone typo
+        await page.fill("#home-search", "社保卡")
+        await page.click(".search-bar button[type=submit]")
+        await page.wait_for_url("**/kiosk/search?q=**")
+        assert "社会保障卡申领" in await page.inner_text("#search-results")
+        for typed, expected in (("sbk", "社会保障卡申领"), ("shebaoka", "社会保障卡挂失"), ("社宝卡", "社会保障卡补换"),
+                                ("gjj", "住房公积金提取")):
+            await page.click("[data-letter=clear]")
+            await page.fill("#search-q", typed)
+            await page.wait_for_function(
+                "t => document.querySelector('#search-results').innerText.includes(t)", arg=expected)
+        # on-screen letters (no keyboard on a kiosk)
+        await page.click("[data-letter=clear]")
+        for letter in "jhdj":
+            await page.click(f"[data-letter={letter}]")
+        await page.wait_for_function("document.querySelector('#search-results').innerText.includes('结婚登记')")
+        await shot(page, f"search-{tag}")
+        await assert_accessible(page, f"search {tag}")
+    # browsing: by department, every item reachable; by theme
+    await page.goto(kiosk_agent.url + "/kiosk/browse")
+    counts = await page.eval_on_selector_all(".depts .tile small", "els => els.map(e => parseInt(e.textContent))")
+    assert sum(counts) == len(snap.items) == 58
+    await shot(page, "browse-landscape")
+    await assert_accessible(page, "browse")
+    await page.click("text=广州住房公积金管理中心")
+    assert await page.locator("#item-list li").count() == 3
+    await page.goto(kiosk_agent.url + "/kiosk/")
+    await page.click("text=法人办事")
+    legal = await page.inner_text("#item-list")
+    assert "企业设立登记（有限责任公司）" in legal and "社会保障卡申领" not in legal
+    await page.click("text=企业设立登记（有限责任公司）")
+    await page.wait_for_url("**/kiosk/items/000105101000")
+    # elderly mode keeps all of it
+    elderly = await page_factory(PORTRAIT)
+    await elderly.goto(kiosk_agent.url + "/kiosk/")
+    await elderly.click("#elderly-toggle")
+    assert await elderly.is_visible("#hot-title") and await elderly.is_visible("#home-search")
+    await shot(elderly, "home-elderly-portrait")
+    await assert_accessible(elderly, "elderly home")

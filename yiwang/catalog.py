@@ -276,14 +276,56 @@ class Catalog:
 
 
 async def hot_items(
-    store: Store, catalog: Catalog, *, channel: str | None = None, limit: int = 10, days: int = 30
+    store: Store, catalog: Catalog, *, channel: str | None = None, limit: int = 10, days: int = 30,
+    hall: Mapping[str, Any] | None = None,
 ) -> list[Document]:
     """Hot first: applications over the last 30 local days (maintained counts, yiwang.activity), then the
-    seeded popularity. Reads no application: the same few lookups whatever the number of applications."""
+    seeded popularity. Reads no application: the same few lookups whatever the number of applications.
+
+    With ``hall``: that hall's hot items — the items its windows handle come first, then the rest."""
     counts = await activity.recent_item_counts(store)
     items = await catalog.items_list(channel=channel)
-    items.sort(key=lambda i: (-counts.get(i["code"], 0), -int(i.get("popularity", 0)), i["code"]))
+    here = {code for w in (hall or {}).get("windows", []) for code in w.get("items", [])}
+    items.sort(key=lambda i: (i["code"] not in here if here else False, -counts.get(i["code"], 0),
+                              -int(i.get("popularity", 0)), i["code"]))
     return items[:limit]
+
+
+# ---- browsing (自助终端: by department, by theme) ---------------------------------
+
+THEMES = {"personal": "个人", "legal": "法人"}  # 个人办事 / 法人办事, as the item's ``audience`` says
+
+
+def item_audience(item: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(item.get("audience") or ("个人",))
+
+
+def departments_with_items(snap: CatalogSnapshot) -> list[dict[str, Any]]:
+    """Every department that has items: ``{code, name, count}``, the busiest first."""
+    counts: dict[str, int] = {}
+    for item in snap.items.values():
+        counts[item["department"]] = counts.get(item["department"], 0) + 1
+    rows = [{"code": code, "name": (snap.departments.get(code) or {}).get("name", code), "count": n}
+            for code, n in counts.items()]
+    return sorted(rows, key=lambda r: (-r["count"], r["code"]))
+
+
+def items_of_department(snap: CatalogSnapshot, department: str) -> tuple[dict[str, Any], list[Document]]:
+    """The department and its items, by popularity. NotFound for a department without items."""
+    items = [i for i in snap.items.values() if i["department"] == department]
+    if not items:
+        raise NotFound("catalog.department_not_found", "找不到该部门的事项")
+    dept = snap.departments.get(department) or {"code": department, "name": department}
+    return dict(dept), sorted(items, key=lambda i: (-int(i.get("popularity", 0)), i["code"]))
+
+
+def items_of_theme(snap: CatalogSnapshot, theme: str) -> tuple[str, list[Document]]:
+    """个人 or 法人 (``theme`` = personal | legal): its label and its items, by popularity."""
+    label = THEMES.get(theme)
+    if label is None:
+        raise NotFound("catalog.theme_not_found", "找不到该主题")
+    items = [i for i in snap.items.values() if label in item_audience(i)]
+    return label, sorted(items, key=lambda i: (-int(i.get("popularity", 0)), i["code"]))
 
 
 # ---- scenario guidance (一次性告知) -----------------------------------------

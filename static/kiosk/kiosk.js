@@ -279,6 +279,47 @@
     if (identifyStatus) identifyStatus.textContent = e.detail.message || "识别失败，请重新放置身份证";
   });
 
+  /* ---- search every item: letters on screen, results as you type ---- */
+  var searchForm = $("#search-form");
+  if (searchForm) {
+    var searchInput = $("#search-q");
+    var searchResults = $("#search-results");
+    var searchStatus = $("#search-status");
+    var searchTimer = null, searchSeq = 0;
+    var runSearch = function () {
+      var q = searchInput.value.trim();
+      var mine = ++searchSeq;
+      if (!q) { searchResults.innerHTML = ""; searchStatus.textContent = ""; return; }
+      fetch(searchForm.getAttribute("data-api") + "?q=" + encodeURIComponent(q), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(); return r.json(); })
+        .then(function (b) {
+          if (mine !== searchSeq || !state) return;
+          searchResults.innerHTML = "";
+          b.results.forEach(function (item) {
+            var li = document.createElement("li");
+            var a = document.createElement("a");
+            a.className = "row"; a.href = item.url; a.textContent = item.name;
+            var chev = document.createElement("span");
+            chev.className = "chev"; chev.setAttribute("aria-hidden", "true"); chev.textContent = "›";
+            a.appendChild(chev); li.appendChild(a); searchResults.appendChild(li);
+          });
+          searchStatus.textContent = b.results.length ? "找到 " + b.results.length + " 个事项" : "没有找到“" + q + "”，换个说法试试，或到导办台咨询";
+        })
+        .catch(function () { /* the form still works without it */ });
+    };
+    var soon = function () { clearTimeout(searchTimer); searchTimer = setTimeout(runSearch, 250); };
+    searchInput.addEventListener("input", soon);
+    all("[data-letter]").forEach(function (k) {
+      k.addEventListener("click", function () {
+        var key = k.getAttribute("data-letter");
+        if (key === "clear") searchInput.value = "";
+        else if (key === "back") searchInput.value = searchInput.value.slice(0, -1);
+        else if (searchInput.value.length < 50) searchInput.value += key;
+        soon();
+      });
+    });
+  }
+
   /* ---- display code held to the camera ---- */
   document.addEventListener("kiosk:qr", function (e) {
     var form = $("#redeem-form");
