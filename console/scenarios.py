@@ -47,7 +47,7 @@ class ScenarioBase(ConsoleHandler):
             "console/scenario_edit.html", scenario=state.scenario, fields=fields or state.fields,
             draft=state.draft, versions=await scenario_admin.versions(store, code), items=items,
             item_names=dict(items), error=error, errors=(error.fields or {}) if error else {},
-            may_edit=self.may_edit(),
+            may_edit=self.may_edit(), ask_if_text=scenario_admin.ask_if_text,
         )  # fmt: skip
 
     def fields_from_form(self) -> dict[str, Any]:
@@ -66,7 +66,8 @@ class ScenarioBase(ConsoleHandler):
                     strict=False,
                 )
             ]
-            questions.append({"id": qid, "text": self.form(f"q_text.{key}"), "options": options})
+            questions.append({"id": qid, "text": self.form(f"q_text.{key}"), "options": options,
+                              "ask_if": self.form(f"ask_if.{key}").strip()})
         rules: list[dict[str, Any]] = []
         for key in self.get_body_arguments("r_key"):
             if not _KEY.match(key):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import secrets
 import urllib.parse
 from collections.abc import Awaitable
@@ -558,8 +557,7 @@ class OfflineManifestHandler(KioskAPI):
                 "/static/kiosk/elderly.js"]
         for code, scenario in sorted(snap.scenarios.items()):
             urls.append(f"/kiosk/scenarios/{code}")
-            options = [[(q["id"], o["value"]) for o in q["options"]] for q in scenario["questions"]]
-            combos = list(itertools.islice(itertools.product(*options), MAX_COMBINATIONS))
+            combos = catalog.answer_combinations(scenario["questions"])[:MAX_COMBINATIONS]
             urls.extend(f"/kiosk/scenarios/{code}/checklist?{urllib.parse.urlencode(c)}" for c in combos)
         hot = await catalog.hot_items(self.services.store, self.services.catalog, limit=8, hall=self.hall)
         urls.extend(f"/kiosk/items/{item['code']}" for item in hot)

@@ -179,3 +179,69 @@ async def test_home_has_hot_items_search_and_browsing_that_reach_every_item(
     assert await elderly.is_visible("#hot-title") and await elderly.is_visible("#home-search")
     await shot(elderly, "home-elderly-portrait")
     await assert_accessible(elderly, "elderly home")
+
+
+# ---- 3. questions follow earlier answers ----------------------------------------------------
+
+
+async def test_scenario_questions_follow_earlier_answers_and_the_console_edits_when_they_are_asked(
+    kiosk_agent: RunningAgent, server: str, services: Services, page_factory: PageFactory
+) -> None:
+    for viewport, tag in ((PORTRAIT, "portrait"), (LANDSCAPE, "landscape")):
+        page = await page_factory(viewport)
+        await page.goto(kiosk_agent.url + "/kiosk/scenarios/employment")
+        await page.click("fieldset[data-step='0'] label:has(input[value='job'])")
+        await page.wait_for_selector("text=第 2 题，共 2 题")
+        assert await page.is_visible("fieldset[data-question='graduate']")
+        assert not await page.is_visible("fieldset[data-question='business_form']")
+        await shot(page, f"question-follows-answer-{tag}")
+        await assert_accessible(page, f"question {tag}")
+        await page.click("fieldset[data-question='graduate'] label:has(input[value='yes'])")
+        await page.wait_for_url("**/checklist?**")
+        assert "business_form" not in page.url
+        text = await page.inner_text(".checklist")
+        assert "就业登记" in text and "人才引进入户申请" in text and "个体工商户" not in text
+    # a move out is not asked what the move in is based on
+    await page.goto(kiosk_agent.url + "/kiosk/scenarios/hukou")
+    await page.click("fieldset[data-step='0'] label:has(input[value='out'])")
+    await page.wait_for_url("**/checklist?**")
+    assert "户口迁出" in await page.inner_text(".checklist") and "reason" not in page.url
+    # a start-up is asked its form, not whether a graduate
+    await page.goto(kiosk_agent.url + "/kiosk/scenarios/employment")
+    await page.click("fieldset[data-step='0'] label:has(input[value='startup'])")
+    await page.wait_for_selector("text=第 2 题，共 2 题")
+    await page.click("fieldset[data-question='business_form'] label:has(input[value='sole'])")
+    await page.wait_for_url("**/checklist?**")
+    assert "个体工商户设立登记" in await page.inner_text(".checklist") and "graduate" not in page.url
+    # a stale answer to a question not asked is ignored by the plan
+    await page.goto(kiosk_agent.url + "/kiosk/scenarios/hukou/checklist?direction=out&reason=talent")
+    text = await page.inner_text(".checklist")
+    assert "户口迁出" in text and "人才引进" not in text
+
+    # the console's editor says when a question is asked
+    from tests.console_support import PASSWORD, prepare
+
+    await prepare(services)
+    console = await page_factory(LANDSCAPE)
+    await console.goto(server + "/console/login?next=%2Fconsole%2Fscenarios")
+    await console.fill("input[name=username]", "gd_admin")
+    await console.fill("input[name=password]", PASSWORD)
+    await console.click("button[type=submit]")
+    await console.goto(server + "/console/scenarios/birth")
+    await console.fill('input[name="ask_if.q2"]', "nope=yes")
+    await console.click("#save")
+    await console.wait_for_selector("text=只能依据前面的问题")
+    await console.fill('input[name="ask_if.q2"]', "gz_hukou=yes")
+    await console.click("#save")
+    await console.wait_for_selector("#draft-state >> text=有未发布的草稿")
+    assert await console.input_value('input[name="ask_if.q2"]') == "gz_hukou=yes"
+    await shot(console, "console-ask-if-landscape")
+    await console.click("#publish")
+    await console.wait_for_selector("#done")
+    kiosk = await page_factory(PORTRAIT)
+    await kiosk.goto(server + "/kiosk/scenarios/birth?hall=gz-th-center")
+    await kiosk.click("fieldset[data-step='0'] label:has(input[value='no'])")
+    await kiosk.wait_for_selector("text=第 2 题，共 2 题")
+    await kiosk.click("fieldset[data-step='1'] label:has(input[value='no'])")
+    await kiosk.wait_for_url("**/checklist?**")
+    assert "need_ss_card" not in kiosk.url

@@ -380,14 +380,54 @@ def localised(item: Mapping[str, Any], city: str | None) -> dict[str, Any]:
     return result
 
 
+def ask_if_values(question: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """A question's ``ask_if``: ``{earlier question: answer or [answers]}`` → ``{qid: (answers, …)}``.
+    Empty: always asked."""
+    raw = question.get("ask_if") or {}
+    return {str(k): (str(v),) if isinstance(v, str) else tuple(str(x) for x in v) for k, v in raw.items()}
+
+
+def is_asked(question: Mapping[str, Any], answers: Mapping[str, Any]) -> bool:
+    """Asked when every condition of its ``ask_if`` holds for the answers given so far."""
+    return all(answers.get(qid) in values for qid, values in ask_if_values(question).items())
+
+
+def asked_questions(scenario: Mapping[str, Any], answers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The questions asked for these answers, in order (an ``ask_if`` looks only at earlier questions)."""
+    asked: list[Mapping[str, Any]] = []
+    given: dict[str, Any] = {}
+    for question in scenario["questions"]:
+        if is_asked(question, given):
+            asked.append(question)
+            if question["id"] in answers:
+                given[question["id"]] = answers[question["id"]]
+    return asked
+
+
+def answer_combinations(questions: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Every way of answering (one option for each question that is asked), in order."""
+    paths: list[dict[str, str]] = [{}]
+    for question in questions:
+        grown: list[dict[str, str]] = []
+        for path in paths:
+            if is_asked(question, path):
+                grown.extend({**path, question["id"]: o["value"]} for o in question["options"])
+            else:
+                grown.append(path)
+        paths = grown
+    return paths
+
+
 def validate_answers(scenario: Mapping[str, Any], answers: Mapping[str, Any]) -> dict[str, str]:
-    """Every question answered with one of its options; nothing else."""
+    """Every question that is asked answered with one of its options; answers to questions that
+    these answers do not ask are dropped (the plan ignores them)."""
     problems: dict[str, str] = {}
     clean: dict[str, str] = {}
-    questions = {q["id"]: q for q in scenario["questions"]}
+    known = {q["id"] for q in scenario["questions"]}
     for key in answers:
-        if key not in questions:
+        if key not in known:
             problems[key] = "没有这个问题"
+    questions = {q["id"]: q for q in asked_questions(scenario, answers)}
     for qid, question in questions.items():
         value = answers.get(qid)
         allowed = {o["value"] for o in question["options"]}

@@ -169,22 +169,49 @@
     var submit = $("#wizard-submit");
     var back = $("#wizard-back");
     wizard.classList.add("stepped");
+    /* a question with data-ask-if is asked only when earlier answers say so; one not asked is
+       disabled (not sent) and skipped */
+    var condition = function (s) { return JSON.parse(s.getAttribute("data-ask-if") || "{}"); };
+    var refresh = function () {
+      var given = {};
+      steps.forEach(function (s) {
+        var cond = condition(s);
+        var asked = Object.keys(cond).every(function (k) { return cond[k].indexOf(given[k]) >= 0; });
+        var open = Object.keys(cond).some(function (k) { return given[k] === undefined; });
+        s.disabled = !asked;
+        s.setAttribute("data-countable", asked || open ? "1" : "0");
+        if (!asked) all("#wizard [data-step='" + s.getAttribute("data-step") + "'] input").forEach(function (i) { i.checked = false; });
+        var c = asked && s.querySelector("input:checked");
+        if (c) given[s.getAttribute("data-question")] = c.value;
+      });
+    };
+    var nextAsked = function (i, step) {
+      for (var j = i + step; j >= 0 && j < steps.length; j += step) if (!steps[j].disabled) return j;
+      return -1;
+    };
     function show(i) {
       current = i;
       steps.forEach(function (s, n) { s.hidden = n !== i; });
-      if (progress) progress.textContent = "第 " + (i + 1) + " 题，共 " + steps.length + " 题";
-      back.hidden = i === 0;
+      var total = steps.filter(function (s) { return s.getAttribute("data-countable") === "1"; }).length;
+      var number = steps.slice(0, i + 1).filter(function (s) { return !s.disabled; }).length;
+      if (progress) progress.textContent = "第 " + number + " 题，共 " + total + " 题";
+      var no = steps[i].querySelector(".q-no");
+      if (no) no.textContent = "第 " + number + " 题 / 共 " + total + " 题：";
+      back.hidden = nextAsked(i, -1) < 0;
       submit.hidden = true;
       var first = steps[i].querySelector("input");
       if (first) first.focus();
     }
     steps.forEach(function (s, n) {
       s.addEventListener("change", function () {
-        if (n + 1 < steps.length) show(n + 1);
+        refresh();
+        var next = nextAsked(n, 1);
+        if (next >= 0) show(next);
         else { submit.hidden = false; wizard.submit(); }
       });
     });
-    back.addEventListener("click", function () { if (current > 0) show(current - 1); });
+    back.addEventListener("click", function () { var prev = nextAsked(current, -1); if (prev >= 0) show(prev); });
+    refresh();
     if (steps.length) show(0);
   }
 
