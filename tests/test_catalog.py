@@ -87,7 +87,8 @@ def test_a_question_asked_only_after_some_answers_is_skipped_and_ignored_by_the_
     scenario = {
         "code": "x", "name": "x",
         "questions": [
-            {"id": "direction", "text": "方向", "options": [{"value": "in", "label": "入"}, {"value": "out", "label": "出"}]},
+            {"id": "direction", "text": "方向",
+             "options": [{"value": "in", "label": "入"}, {"value": "out", "label": "出"}]},
             {"id": "reason", "text": "依据", "ask_if": {"direction": ["in"]},
              "options": [{"value": "talent", "label": "人才"}, {"value": "spouse", "label": "投靠"}]},
         ],
