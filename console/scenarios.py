@@ -13,6 +13,7 @@ from typing import Any
 from console.base import ConsoleHandler
 from kiosk.handlers import qr_svg, windows_labels
 from yiwang import console_accounts, scenario_admin
+from yiwang.catalog import time_limit_text
 from yiwang.console_accounts import Place
 from yiwang.errors import InvalidInput
 from yiwang.store import Document
@@ -192,6 +193,6 @@ class ScenarioRender(ScenarioBase):
             request=self.request, request_id=self.request_id, hall=hall, device=None, session=None,
             elderly=False, idle=PREVIEW_IDLE, now=format_local(utcnow(), "%Y-%m-%d %H:%M"),
             on_device=False, scenario={**state.scenario, **state.fields}, plan=plan, where=windows_labels(plan),
-            query=query, phone_qr=qr_svg(phone_url, 5),
+            query=query, phone_qr=qr_svg(phone_url, 5), time_limit=time_limit_text,
         )  # fmt: skip
         self.finish(page)

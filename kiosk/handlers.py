@@ -125,6 +125,7 @@ class KioskPage(KioskMixin, HTMLHandler):
             idle=self._idle(),
             now=format_local(utcnow(), "%Y-%m-%d %H:%M"),
             on_device=self.device is not None,
+            time_limit=catalog.time_limit_text,
         )
         return context
 

@@ -17,7 +17,7 @@ def routes() -> list[Any]:
         (r"/kiosk/api/search", h.SearchAPI),
         (r"/kiosk/browse", h.BrowsePage),
         (r"/kiosk/browse/departments/([a-z0-9-]{1,40})", h.DepartmentItemsPage),
-        (r"/kiosk/browse/themes/(personal|legal)", h.ThemeItemsPage),
+        (r"/kiosk/browse/themes/([a-z]{1,20})", h.ThemeItemsPage),
         (r"/kiosk/identify", h.IdentifyPage),
         (r"/kiosk/certificates", h.CertificatesPage),
         (r"/kiosk/certificates/([0-9a-f]{32})", h.CertificatePage),

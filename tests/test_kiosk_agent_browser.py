@@ -64,7 +64,7 @@ async def test_agent_signs_in_resident_authorises_by_card_and_agent_files(
     await page.click("#agent-sign-in button[type=submit]")
     await page.wait_for_selector("#agent-scope")
     banner = await page.inner_text("#session-banner")
-    assert "代办员 " in banner and "正在为" in banner and "尚未读取居民身份证" in banner
+    assert "代办员 " in banner and "请先读取居民身份证" in banner and "正在为" not in banner
     await page.check(f"#agent-scope input[value='{ITEM}']")
     await screenshot(page, f"kiosk-agent-scope-{tag}")
     await page.click("#agent-scope button[type=submit]")

@@ -4,6 +4,7 @@ development device agent. Screenshots go to /tmp/kiosk-shots/ (and tests/artifac
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,25 @@ async def test_scenario_questions_follow_earlier_answers_and_the_console_edits_w
     await kiosk.click("fieldset[data-step='1'] label:has(input[value='no'])")
     await kiosk.wait_for_url("**/checklist?**")
     assert "need_ss_card" not in kiosk.url
+
+
+# ---- 4. words a citizen uses ----------------------------------------------------------------
+
+
+async def test_screens_use_a_citizens_words_not_zero_days_legends_for_nothing_or_error_codes(
+    kiosk_agent: RunningAgent, page_factory: PageFactory
+) -> None:
+    for viewport, tag in ((PORTRAIT, "portrait"), (LANDSCAPE, "landscape")):
+        page = await page_factory(viewport)
+        answers = "gz_hukou=yes&mother_insured=yes&need_ss_card=no"
+        await page.goto(kiosk_agent.url + "/kiosk/scenarios/birth/checklist?" + answers)
+        text = await page.inner_text("main")
+        assert "即办" in text and not re.search(r"(?<!\d)0 个工作日", text)
+        assert "✔" not in text  # nothing is marked, so no legend for it
+        await page.goto(kiosk_agent.url + "/kiosk/items/002001101000")
+        assert "即办" in await page.inner_text("main")
+        await page.goto(kiosk_agent.url + "/kiosk/scenarios/nope")
+        text = await page.inner_text("main")
+        assert "找不到该场景" in text and "catalog." not in text and "错误代码" not in text
+        await shot(page, f"error-{tag}")
+        await assert_accessible(page, f"error {tag}")

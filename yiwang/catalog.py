@@ -495,6 +495,14 @@ def _plan_material(material: Mapping[str, Any], held: set[str]) -> PlannedMateri
     )
 
 
+def time_limit_text(promised_days: int, legal_days: int | None = None) -> str:
+    """The time limit in a citizen's words: 即办 for same-day items, not "0 个工作日"."""
+    promised, legal = int(promised_days or 0), int(legal_days or 0)
+    if promised <= 0:
+        return f"即办（法定 {legal} 个工作日）" if legal else "即办"
+    return f"{promised} 个工作日（法定 {legal} 个）" if legal else f"{promised} 个工作日"
+
+
 def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:
     """The public fields of an item, for lists."""
     keys: Sequence[str] = (
