@@ -268,3 +268,44 @@ async def test_screens_use_a_citizens_words_not_zero_days_legends_for_nothing_or
         assert "找不到该场景" in text and "catalog." not in text and "错误代码" not in text
         await shot(page, f"error-{tag}")
         await assert_accessible(page, f"error {tag}")
+
+
+# ---- 5. main actions and messages stay in view; elderly mode adds, never removes -------------
+
+
+async def test_checklist_actions_and_messages_stay_in_view_and_elderly_mode_keeps_everything(
+    kiosk_agent: RunningAgent, page_factory: PageFactory
+) -> None:
+    path = "/kiosk/scenarios/birth/checklist?gz_hukou=yes&mother_insured=yes&need_ss_card=yes"
+    for viewport, tag in ((PORTRAIT, "portrait"), (LANDSCAPE, "landscape")):
+        for elderly in (False, True):
+            page = await page_factory(viewport)
+            if elderly:
+                await page.context.add_cookies([{"name": "kiosk_elderly", "value": "1", "url": kiosk_agent.url}])
+            await page.goto(kiosk_agent.url + path)
+            await page.wait_for_function("document.querySelector('#offline-banner').hidden === true")
+            height = await page.evaluate("document.documentElement.scrollHeight")
+            assert height > viewport["height"]  # a long page ...
+            box = await page.locator("#print-checklist").bounding_box()
+            assert box and box["y"] + box["height"] <= viewport["height"]  # ... with 打印清单 in view at once
+            if elderly:
+                # nothing removed: the help line, time limits, fees and notes are all there
+                assert await page.is_visible(".foot")
+                assert await page.locator(".check-item .meta").first.is_visible()
+                assert await page.is_visible("#notes-title")
+            name = f"checklist-{'elderly-' if elderly else ''}{tag}"
+            await shot(page, name)
+            await assert_accessible(page, name)
+            await page.click("#print-checklist")
+            await page.wait_for_selector("body[data-printed]")
+            status = page.locator("#action-status")
+            await page.wait_for_function("document.querySelector('#action-status').textContent.includes('取件')")
+            sbox = await status.bounding_box()
+            assert sbox and sbox["y"] + sbox["height"] <= viewport["height"]  # the message is next to the button
+            # the bar never hides the end of the page
+            await page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+            qr = await page.locator(".phone-qr").bounding_box()
+            bar = await page.locator("#action-bar").bounding_box()
+            assert qr and bar and qr["y"] + qr["height"] <= bar["y"]
+            if elderly and tag == "portrait":
+                await shot(page, "checklist-elderly-printed-portrait")

@@ -9,7 +9,8 @@
   function all(sel) { return Array.prototype.slice.call(document.querySelectorAll(sel)); }
 
   function toast(text) {
-    var t = $("#toast");
+    /* where the eye is: next to the main actions when the page has them, else floating */
+    var t = $("#action-status") || $("#toast");
     if (!t) return;
     t.textContent = text;
     t.hidden = false;
