@@ -309,3 +309,66 @@ async def test_checklist_actions_and_messages_stay_in_view_and_elderly_mode_keep
             assert qr and bar and qr["y"] + qr["height"] <= bar["y"]
             if elderly and tag == "portrait":
                 await shot(page, "checklist-elderly-printed-portrait")
+
+
+# ---- 6. verification anyone can do ---------------------------------------------------------
+
+
+async def test_printed_copy_qr_is_a_url_that_opens_the_verify_page_with_the_copy_facts(
+    kiosk_agent: RunningAgent, server: str, services: Services, page_factory: PageFactory, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+    import urllib.parse
+
+    from yiwang import qrdecode, rendering, verification
+    from yiwang.certificates import Redeemer
+
+    await certificates.load_demo_certificates(services)
+    page = await page_factory(LANDSCAPE)
+    await identify(page, kiosk_agent)
+    await page.click(".cert-tile >> nth=0")
+    await page.click("[data-print-cert] >> nth=0")
+    await page.wait_for_selector("body[data-printed]")
+    copy = await services.store["certificate_copies"].find_one({}, sort=[("made_at", -1)])
+    assert copy is not None
+    png = await rendering.copy_image(services, copy["_id"], Redeemer(**copy["made_by"]), "png")
+    [url] = qrdecode.decode_bytes(png)
+    assert url.startswith(services.config.public_url + "/verify?c=YWV1:") and f"copy={copy['_id']}" in url
+    assert RESIDENT["id_number"] not in url and RESIDENT["name"] not in urllib.parse.unquote(url)
+    # still verifiable offline, in both forms, by the library and by the command
+    keys = await verification.published_keys_document(services)
+    raw = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["c"][0]
+    assert verification.verify_offline(url, keys)["signature_valid"] is True
+    assert verification.verify_offline(raw, keys)["signature_valid"] is True
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps(keys, ensure_ascii=False, default=str), encoding="utf-8")
+    for text in (url, raw):
+        done = subprocess.run([sys.executable, "-m", "yiwang.verification", "verify", text, "--keys", str(keys_file)],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and '"signature_valid": true' in done.stdout, done.stderr
+
+    # a clerk's phone opens the URL: valid, with 制作事由, 制作者, 制作时间, 有效期至
+    from tests.support.browser import PHONE
+
+    phone = await page_factory(PHONE)
+    await phone.goto(server + url[len(services.config.public_url):])
+    facts = await phone.inner_text("#copy-facts")
+    assert "办理业务" in facts and "测试 1 号机" in facts and "有效期至" in facts
+    assert "证照有效" in await phone.inner_text("main")
+    await shot(phone, "verify-copy-phone")
+    await assert_accessible(phone, "verify copy")
+    # without a code: how to check a copy, not an error
+    response = await phone.goto(server + "/verify")
+    assert response is not None and response.status == 200
+    assert "如何核验加注件" in await phone.inner_text("main")
+    await shot(phone, "verify-how-to-phone")
+    await assert_accessible(phone, "verify how-to")
+    await phone.fill("#paste-code", raw)
+    await phone.click("form.paste button")
+    assert "证照有效" in await phone.inner_text("main")
+    await phone.goto(server + "/verify")
+    await phone.set_input_files("#qr-photo", files=[{"name": "qr.png", "mimeType": "image/png", "buffer": png}])
+    await phone.click("form.photo button")
+    assert "办理业务" in await phone.inner_text("#copy-facts")
+    await shot(phone, "verify-photo-phone")
