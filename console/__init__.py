@@ -8,7 +8,7 @@ from tornado.web import url
 
 
 def routes() -> list[Any]:
-    from console import auth, calendar, catalog, figures, fleet, home, images, notices, scenarios
+    from console import auth, calendar, calls, catalog, figures, fleet, home, images, notices, scenarios
 
     content_id = r"([0-9a-f]{32})"
     return [
@@ -44,4 +44,7 @@ def routes() -> list[Any]:
         url(rf"/console/fleet/commands/{content_id}", fleet.CommandResultHandler),
         url(r"/console/fleet/enrol", fleet.EnrolHandler),
         url(r"/console/calendar", calendar.CalendarPage),
+        url(r"/console/calls", calls.CallsPage),
+        url(r"/console/api/calls", calls.CallsAPI),
+        url(r"/console/calls/([0-9a-f]{32})/acknowledge", calls.AcknowledgeHandler),
     ]

@@ -29,6 +29,7 @@ from yiwang import (
     kiosk_desk,
     kiosk_events,
     kiosk_sessions,
+    staff_calls,
 )
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, RateLimited, YiwangError
 from yiwang.identity import mask_name, mask_number
@@ -109,10 +110,13 @@ class KioskMixin:
 class KioskPage(KioskMixin, HTMLHandler):
     error_template = "kiosk/error.html"
     cacheable = False
+    staff_call: dict[str, Any] | None = None
 
     async def prepare(self) -> None:
         super().prepare()
         await self.resolve_kiosk()
+        if self.device is not None:  # 呼叫工作人员: a call in progress shows on every page
+            self.staff_call = await staff_calls.kiosk_call(self.services, self.device)
 
     def template_context(self) -> dict[str, Any]:
         context = super().template_context()
@@ -126,6 +130,7 @@ class KioskPage(KioskMixin, HTMLHandler):
             now=format_local(utcnow(), "%Y-%m-%d %H:%M"),
             on_device=self.device is not None,
             time_limit=catalog.time_limit_text,
+            staff_call=self.staff_call,
         )
         return context
 
@@ -140,7 +145,7 @@ class KioskPage(KioskMixin, HTMLHandler):
         return warn, reset
 
     def render_page(self, template: str, **context: Any) -> None:
-        if self.cacheable and self.session is None:
+        if self.cacheable and self.session is None and self.staff_call is None:
             self.set_header("X-Kiosk-Cache", "public")
         super().render_page(template, **context)
 
@@ -538,10 +543,36 @@ class AdoptSessionHandler(KioskAPI):
 class EndSessionHandler(KioskAPI):
     async def post(self) -> None:
         await kiosk_sessions.end(self.services, self.get_cookie(SESSION_COOKIE))
+        if self.device is not None:
+            await staff_calls.dismiss(self.services, self.device)
         self.clear_cookie(SESSION_COOKIE, path="/kiosk")
         self.clear_cookie(VISIT_COOKIE, path="/kiosk")
         self.clear_cookie(ELDERLY_COOKIE, path="/")
         self.write_json({"ended": True})
+
+
+def call_view(call: dict[str, Any]) -> dict[str, Any]:
+    """What the kiosk page is told: no staff names."""
+    return {"id": call["id"], "status": call["status"], "page": call["page"]}
+
+
+class StaffCallHandler(KioskAPI):
+    """呼叫工作人员: ``POST {page, title}`` → ``201 {id, status: "open"}``."""
+
+    async def post(self) -> None:
+        device = self.require_device()
+        body = self.json_body()
+        call = await staff_calls.call(self.services, device, body.get("page"), body.get("title"))
+        self.write_json(call_view(call), status=201)
+
+
+class StaffCallStatusHandler(KioskAPI):
+    """Polled by the page: ``{id, status: "open" | "acknowledged" | "closed"}``."""
+
+    async def get(self, call_id: str) -> None:
+        call = await staff_calls.kiosk_call(self.services, self.require_device(), call_id)
+        self.set_header("Cache-Control", "no-store")
+        self.write_json(call_view(call) if call else {})
 
 
 class SessionHandler(KioskAPI):

@@ -30,6 +30,8 @@ def routes() -> list[Any]:
         (r"/kiosk/agent/applications", h.AgentApplicationPage),
         (r"/kiosk/api/id-card", h.IdCardHandler),
         (r"/kiosk/api/session", h.SessionHandler),
+        (r"/kiosk/api/staff-call", h.StaffCallHandler),
+        (r"/kiosk/api/staff-call/([0-9a-f]{32})", h.StaffCallStatusHandler),
         (r"/kiosk/api/consent/([0-9a-f]{32})/wait", h.ConsentWaitHandler),
         (r"/kiosk/api/pickups/([0-9a-f]{32})/wait", h.PickupWaitHandler),
         (r"/kiosk/api/session/adopt", h.AdoptSessionHandler),

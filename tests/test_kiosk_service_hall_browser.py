@@ -372,3 +372,64 @@ async def test_printed_copy_qr_is_a_url_that_opens_the_verify_page_with_the_copy
     await phone.click("form.photo button")
     assert "办理业务" in await phone.inner_text("#copy-facts")
     await shot(phone, "verify-photo-phone")
+
+
+# ---- 7. 呼叫工作人员 -------------------------------------------------------------------------
+
+
+async def test_call_for_staff_shows_at_once_on_the_hall_console_and_the_kiosk_says_someone_is_coming(
+    kiosk_agent: RunningAgent, server: str, services: Services, page_factory: PageFactory
+) -> None:
+    from tests.console_support import PASSWORD, prepare
+
+    await prepare(services)
+    console = await page_factory(LANDSCAPE)
+    await console.goto(server + "/console/login?next=%2Fconsole%2Fcalls")
+    await console.fill("input[name=username]", "th_hall")
+    await console.fill("input[name=password]", PASSWORD)
+    await console.click("button[type=submit]")
+    await console.wait_for_url("**/console/calls")
+    await console.wait_for_selector("text=暂无呼叫")
+
+    # a button on every kiosk page
+    for path in ("/kiosk/", "/kiosk/search", "/kiosk/browse", "/kiosk/scenarios/birth", "/kiosk/items/002001101000",
+                 "/kiosk/redeem", "/kiosk/identify", "/kiosk/agent", "/kiosk/scenarios/nope"):
+        probe = await page_factory(PORTRAIT)
+        await probe.goto(kiosk_agent.url + path)
+        assert await probe.is_visible("#call-staff"), path
+        await probe.context.close()
+
+    for viewport, tag, elderly in ((PORTRAIT, "portrait", False), (LANDSCAPE, "landscape", True)):
+        kiosk = await page_factory(viewport)
+        if elderly:
+            await kiosk.context.add_cookies([{"name": "kiosk_elderly", "value": "1", "url": kiosk_agent.url}])
+        await kiosk.goto(kiosk_agent.url + "/kiosk/scenarios/employment/checklist?situation=unemployed")
+        await kiosk.wait_for_function("document.body.getAttribute('data-on-device') === '1'")
+        await kiosk.click("#call-staff")
+        await kiosk.wait_for_selector("#call-banner >> text=已呼叫工作人员")
+        await shot(kiosk, f"call-waiting-{'elderly-' if elderly else ''}{tag}")
+        await assert_accessible(kiosk, f"call waiting {tag}")
+        # the console shows it at once: which kiosk, which page
+        row = console.locator("#calls tr[data-status=open]")
+        await row.wait_for(timeout=5000)
+        text = await row.inner_text()
+        assert "测试 1 号机" in text and "/kiosk/scenarios/employment/checklist" in text and "办事清单" in text
+        assert "situation=" not in text  # the page, never its query
+        await shot(console, f"console-call-{tag}")
+        await assert_accessible(console, "console calls")
+        await row.locator("button").click()
+        await console.wait_for_selector("#calls tr[data-status=acknowledged]")
+        # the kiosk says someone is coming
+        await kiosk.wait_for_selector("body[data-call=acknowledged]", timeout=5000)
+        assert "正在赶来" in await kiosk.inner_text("#call-banner")
+        # it stays said on the next page, until the service ends
+        await kiosk.goto(kiosk_agent.url + "/kiosk/")
+        assert "正在赶来" in await kiosk.inner_text("#call-banner")
+        await shot(kiosk, f"call-coming-{'elderly-' if elderly else ''}{tag}")
+        await kiosk.evaluate("window.kioskEndSession('button')")
+        await kiosk.wait_for_url(lambda url: url.endswith("/kiosk/"), timeout=10000)
+        await kiosk.wait_for_load_state()
+        assert not await kiosk.is_visible("#call-banner")
+        await console.wait_for_selector("text=暂无呼叫")
+    actions = [e["action"] async for e in services.store["audit"].find({"action": {"$regex": "^staff_call"}})]
+    assert actions.count("staff_call.call") == 2 and actions.count("staff_call.acknowledge") == 2

@@ -307,6 +307,49 @@
     if (identifyStatus) identifyStatus.textContent = e.detail.message || "识别失败，请重新放置身份证";
   });
 
+  /* ---- 呼叫工作人员: on every page; the hall's console sees it at once; the kiosk says when someone comes ---- */
+  var callButton = $("#call-staff");
+  var callBanner = $("#call-banner");
+  var callText = $("#call-text");
+  function showCall(status) {
+    if (!callBanner) return;
+    callBanner.hidden = false;
+    callBanner.setAttribute("data-call-status", status);
+    body.setAttribute("data-call", status);
+    callText.textContent = status === "acknowledged" ? "工作人员已收到呼叫，正在赶来，请在本机旁稍候" : "已呼叫工作人员，请在本机旁稍候";
+  }
+  function followCall(id) {
+    if (!state || !id) return;
+    fetch("/kiosk/api/staff-call/" + id, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error(); return r.json(); })
+      .then(function (c) {
+        if (!state) return;
+        if (c.status === "open") { showCall("open"); state.callTimer = setTimeout(function () { followCall(id); }, 1000); }
+        else if (c.status === "acknowledged") showCall("acknowledged");
+        else if (callBanner) { callBanner.hidden = true; }
+      })
+      .catch(function () { if (state) state.callTimer = setTimeout(function () { followCall(id); }, 3000); });
+  }
+  if (callBanner && callBanner.getAttribute("data-call-id")) {
+    body.setAttribute("data-call", callBanner.getAttribute("data-call-status"));
+    if (callBanner.getAttribute("data-call-status") === "open") followCall(callBanner.getAttribute("data-call-id"));
+  }
+  if (callButton) {
+    callButton.addEventListener("click", function () {
+      if (body.getAttribute("data-on-device") !== "1") { toast("请到导办台咨询工作人员"); return; }
+      fetch("/kiosk/api/staff-call", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: JSON.stringify({ page: location.pathname, title: (($("h1") || {}).textContent || document.title).trim() }) })
+        .then(function (r) { if (!r.ok) throw new Error(); return r.json(); })
+        .then(function (c) {
+          showCall(c.status);
+          callBanner.setAttribute("data-call-id", c.id);
+          clearTimeout(state.callTimer);
+          if (c.status === "open") followCall(c.id);
+        })
+        .catch(function () { toast("呼叫失败，请到导办台咨询工作人员"); });
+    });
+  }
+
   /* ---- search every item: letters on screen, results as you type ---- */
   var searchForm = $("#search-form");
   if (searchForm) {
