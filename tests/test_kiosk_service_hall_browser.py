@@ -171,8 +171,11 @@ async def test_home_has_hot_items_search_and_browsing_that_reach_every_item(
     await page.click("text=法人办事")
     legal = await page.inner_text("#item-list")
     assert "企业设立登记（有限责任公司）" in legal and "社会保障卡申领" not in legal
+    await assert_accessible(page, "theme list")
     await page.click("text=企业设立登记（有限责任公司）")
     await page.wait_for_url("**/kiosk/items/000105101000")
+    await shot(page, "item-landscape")
+    await assert_accessible(page, "item")
     # elderly mode keeps all of it
     elderly = await page_factory(PORTRAIT)
     await elderly.goto(kiosk_agent.url + "/kiosk/")
