@@ -193,6 +193,6 @@ class ScenarioRender(ScenarioBase):
             request=self.request, request_id=self.request_id, hall=hall, device=None, session=None,
             elderly=False, idle=PREVIEW_IDLE, now=format_local(utcnow(), "%Y-%m-%d %H:%M"),
             on_device=False, scenario={**state.scenario, **state.fields}, plan=plan, where=windows_labels(plan),
-            query=query, phone_qr=qr_svg(phone_url, 5), time_limit=time_limit_text,
+            query=query, phone_qr=qr_svg(phone_url, 5), time_limit=time_limit_text, staff_call=None,
         )  # fmt: skip
         self.finish(page)

@@ -47,7 +47,7 @@ async def test_scenario_to_checklist_to_print_in_both_orientations(
         for step, value in enumerate(("yes", "yes", "no")):
             await page.click(f"fieldset[data-step='{step}'] label:has(input[value='{value}'])")
         await page.wait_for_url("**/checklist?**")
-        text = await page.inner_text("main")
+        text = await page.inner_text("body")
         assert "出生医学证明首次签发" in text and "打印清单" in text
         await screenshot(page, f"kiosk-checklist-{tag}")
         await assert_accessible(page, "checklist")
