@@ -30,7 +30,8 @@ class KeysHandler(APIHandler):
 
 class CheckHandler(APIHandler):
     async def get(self) -> None:
-        self.write_json(await verification.check_online(self.services, self.get_query_argument("c", "")))
+        text = verification.qr_text_from(self.get_query_argument("c", ""), self.get_query_argument("copy", None))
+        self.write_json(await verification.check_online(self.services, text))
 
 
 class FileHandler(APIHandler):
@@ -46,7 +47,7 @@ class FileHandler(APIHandler):
 class VerifyPageHandler(HTMLHandler):
     max_body_bytes = 2 * MAX_FILE_BYTES + 64 * 1024
     async def get(self) -> None:
-        text = self.get_query_argument("c", "")
+        text = verification.qr_text_from(self.get_query_argument("c", ""), self.get_query_argument("copy", None))
         if not text:  # no QR text: the page offers the OFD file upload
             self.render_page("verify/page.html", result=None, file_report=None, error=None)
             return
@@ -59,7 +60,17 @@ class VerifyPageHandler(HTMLHandler):
         self.render_page("verify/page.html", result=result, file_report=None, error=None)
 
     async def post(self) -> None:
-        """The page's upload form: the same checks as POST /api/verify/v1/file."""
+        """The page's upload forms: a photo of a copy's QR, or an OFD file (as POST /api/verify/v1/file)."""
+        photos = self.request.files.get("photo") or []
+        if photos:
+            try:
+                result = await verification.check_photo(self.services, photos[0]["body"])
+            except YiwangError as exc:
+                self.set_status(413 if exc.code == "qr.image_too_large" else 400)
+                self.render_page("verify/page.html", result=None, file_report=None, error=exc.as_dict())
+                return
+            self.render_page("verify/page.html", result=result, file_report=None, error=None)
+            return
         try:
             report = await ofd_files.check_file(self.services, uploaded_file(self))
         except YiwangError as exc:

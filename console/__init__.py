@@ -6,7 +6,7 @@ from typing import Any
 
 from tornado.web import url
 
-from console import auth, calendar, catalog, figures, fleet, home, images, notices, queue, scenarios
+from console import auth, calendar, calls, catalog, figures, fleet, home, images, notices, queue, scenarios
 
 
 def routes() -> list[Any]:
@@ -52,4 +52,7 @@ def routes() -> list[Any]:
         url(r"/console/queue/([a-z0-9-]{1,64})/window/([0-9A-Za-z-]{1,16})", queue.QueueWindow),
         url(r"/console/queue/([a-z0-9-]{1,64})/window/([0-9A-Za-z-]{1,16})/(next|call|recall|no_show|finish|transfer)",
             queue.QueueWindow),
+        url(r"/console/calls", calls.CallsPage),
+        url(r"/console/api/calls", calls.CallsAPI),
+        url(r"/console/calls/([0-9a-f]{32})/acknowledge", calls.AcknowledgeHandler),
     ]

@@ -160,6 +160,7 @@ class ConsoleHandler(HTMLHandler):
         ("/console/catalog", "事项目录", "catalog.view"),
         ("/console/scenarios", "场景导航", "scenario.edit"),
         ("/console/fleet", "设备", "fleet.view"),
+        ("/console/calls", "终端呼叫", "fleet.view"),
         ("/console/figures", "数据统计", "figures.view"),
         ("/console/queue", "排队叫号", "queue.call"),
         ("/console/calendar", "节假日安排", "calendar.edit"),

@@ -12,6 +12,7 @@ from typing import Any
 
 from console.base import ConsoleHandler
 from yiwang import catalog, console_accounts, scenario_admin
+from yiwang.catalog import time_limit_text
 from yiwang.console_accounts import Place
 from yiwang.errors import InvalidInput
 from yiwang.rendering import qr_svg
@@ -47,7 +48,7 @@ class ScenarioBase(ConsoleHandler):
             "console/scenario_edit.html", scenario=state.scenario, fields=fields or state.fields,
             draft=state.draft, versions=await scenario_admin.versions(store, code), items=items,
             item_names=dict(items), error=error, errors=(error.fields or {}) if error else {},
-            may_edit=self.may_edit(),
+            may_edit=self.may_edit(), ask_if_text=scenario_admin.ask_if_text,
         )  # fmt: skip
 
     def fields_from_form(self) -> dict[str, Any]:
@@ -66,7 +67,8 @@ class ScenarioBase(ConsoleHandler):
                     strict=False,
                 )
             ]
-            questions.append({"id": qid, "text": self.form(f"q_text.{key}"), "options": options})
+            questions.append({"id": qid, "text": self.form(f"q_text.{key}"), "options": options,
+                              "ask_if": self.form(f"ask_if.{key}").strip()})
         rules: list[dict[str, Any]] = []
         for key in self.get_body_arguments("r_key"):
             if not _KEY.match(key):
@@ -191,6 +193,6 @@ class ScenarioRender(ScenarioBase):
             request=self.request, request_id=self.request_id, hall=hall, device=None, session=None,
             elderly=False, idle=PREVIEW_IDLE, now=format_local(utcnow(), "%Y-%m-%d %H:%M"),
             on_device=False, scenario={**state.scenario, **state.fields}, plan=plan, where=catalog.where_to_go(plan),
-            query=query, phone_qr=qr_svg(phone_url, 5),
+            query=query, phone_qr=qr_svg(phone_url, 5), time_limit=time_limit_text, staff_call=None,
         )  # fmt: skip
         self.finish(page)

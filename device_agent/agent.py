@@ -212,9 +212,8 @@ class Agent:
             return "called"
         if topic == "scenarios":
             asyncio.get_running_loop().create_task(self.warm_cache())
-        elif topic == "notices":
-            await self.broadcast({"type": "notice", "text": body.get("text") or "公告已更新"})
-            await self.broadcast({"type": "reload"})
+        elif topic == "notices":  # the page takes it up when nobody is using it (never mid-flow)
+            await self.broadcast({"type": "content", "topic": "notices"})
         else:
             await self.broadcast({"type": "push", "topic": topic})
         return "ok"

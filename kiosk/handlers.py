@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
+import secrets
 import urllib.parse
 from collections.abc import Awaitable
 from typing import Any
@@ -31,6 +31,7 @@ from yiwang import (
     kiosk_sessions,
     masking,
     rebinding,
+    staff_calls,
 )
 from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, RateLimited, YiwangError
 from yiwang.kiosk_sessions import KioskSession
@@ -40,6 +41,7 @@ from yiwang.timeutil import format_local, utcnow
 SESSION_COOKIE = "kiosk_session"
 DEVICE_COOKIE = "kiosk_device"
 ELDERLY_COOKIE = "kiosk_elderly"
+VISIT_COOKIE = "kiosk_visit"  # opaque, non-personal: one visit, so a repeated redemption shows the same copy
 DEFAULT_IDLE = (60, 90)
 PRINT_PURPOSES = ("办理业务", "资格审核", "本人留存")
 MAX_COMBINATIONS = 64
@@ -96,10 +98,13 @@ class KioskMixin:
 class KioskPage(KioskMixin, HTMLHandler):
     error_template = "kiosk/error.html"
     cacheable = False
+    staff_call: dict[str, Any] | None = None
 
     async def prepare(self) -> None:
         super().prepare()
         await self.resolve_kiosk()
+        if self.device is not None:  # 呼叫工作人员: a call in progress shows on every page
+            self.staff_call = await staff_calls.kiosk_call(self.services, self.device)
 
     def template_context(self) -> dict[str, Any]:
         context = super().template_context()
@@ -112,6 +117,8 @@ class KioskPage(KioskMixin, HTMLHandler):
             idle=self._idle(),
             now=format_local(utcnow(), "%Y-%m-%d %H:%M"),
             on_device=self.device is not None,
+            time_limit=catalog.time_limit_text,
+            staff_call=self.staff_call,
         )
         return context
 
@@ -126,7 +133,7 @@ class KioskPage(KioskMixin, HTMLHandler):
         return warn, reset
 
     def render_page(self, template: str, **context: Any) -> None:
-        if self.cacheable and self.session is None:
+        if self.cacheable and self.session is None and self.staff_call is None:
             self.set_header("X-Kiosk-Cache", "public")
         super().render_page(template, **context)
 
@@ -143,9 +150,65 @@ class HomePage(KioskPage):
     async def get(self) -> None:
         services = self.services
         scenarios = sorted(await services.catalog.scenarios_list(), key=lambda s: s["code"])
-        hot = await catalog.hot_items(services.store, services.catalog, channel=None, limit=8)
+        hot = await catalog.hot_items(services.store, services.catalog, channel=None, limit=8, hall=self.hall)
         notices = await hall_notices(self)
-        self.render_page("kiosk/home.html", scenarios=scenarios, hot=hot, notices=notices)
+        snap = await services.catalog.snapshot()
+        self.render_page("kiosk/home.html", scenarios=scenarios, hot=hot, notices=notices,
+                         item_count=len(snap.items), themes=catalog.THEMES)
+
+
+SEARCH_LIMIT = 20
+
+
+def search_row(item: dict[str, Any]) -> dict[str, Any]:
+    return {"code": item["code"], "name": item["name"], "url": f"/kiosk/items/{item['code']}"}
+
+
+class SearchPage(KioskPage):
+    """Search every item: Chinese, pinyin, initials, typos (the mobile API's ``Catalog.search``)."""
+
+    cacheable = True
+
+    async def get(self) -> None:
+        query = self.get_query_argument("q", "").strip()[:50]
+        found = await self.services.catalog.search(query, limit=SEARCH_LIMIT) if query else []
+        self.render_page("kiosk/search.html", query=query, results=[search_row(i) for i in found])
+
+
+class SearchAPI(KioskMixin, APIHandler):
+    async def prepare(self) -> None:
+        super().prepare()
+        await self.resolve_kiosk()
+
+    async def get(self) -> None:
+        query = self.get_query_argument("q", "").strip()[:50]
+        found = await self.services.catalog.search(query, limit=SEARCH_LIMIT) if query else []
+        self.write_json({"query": query, "results": [search_row(i) for i in found]})
+
+
+class BrowsePage(KioskPage):
+    cacheable = True
+
+    async def get(self) -> None:
+        snap = await self.services.catalog.snapshot()
+        self.render_page("kiosk/browse.html", departments=catalog.departments_with_items(snap),
+                         themes=catalog.THEMES)
+
+
+class DepartmentItemsPage(KioskPage):
+    cacheable = True
+
+    async def get(self, department: str) -> None:
+        dept, items = catalog.items_of_department(await self.services.catalog.snapshot(), department)
+        self.render_page("kiosk/item_list.html", heading=dept["name"], items=items)
+
+
+class ThemeItemsPage(KioskPage):
+    cacheable = True
+
+    async def get(self, theme: str) -> None:
+        label, items = catalog.items_of_theme(await self.services.catalog.snapshot(), theme)
+        self.render_page("kiosk/item_list.html", heading=f"{label}办事", items=items)
 
 
 class ScenarioPage(KioskPage):
@@ -282,8 +345,13 @@ class RedeemPage(KioskPage):
         device = self.require_device()
 
         code = self.get_body_argument("code", "")
+        visit = self.get_cookie(VISIT_COOKIE)
+        if not visit or len(visit) > 64:
+            visit = secrets.token_urlsafe(24)
+            self.set_cookie(VISIT_COOKIE, visit, path="/kiosk", httponly=True, samesite="Strict")
         try:
-            result = await display_codes.redeem_display_code(self.services, code, devices.redeemer_for(device))
+            result = await display_codes.redeem_display_code(self.services, code, devices.redeemer_for(device),
+                                                             visit=visit)
         except YiwangError as error:
             if isinstance(error, NotAuthenticated | Forbidden):
                 raise
@@ -454,9 +522,36 @@ class AdoptSessionHandler(KioskAPI):
 class EndSessionHandler(KioskAPI):
     async def post(self) -> None:
         await kiosk_sessions.end(self.services, self.get_cookie(SESSION_COOKIE))
+        if self.device is not None:
+            await staff_calls.dismiss(self.services, self.device)
         self.clear_cookie(SESSION_COOKIE, path="/kiosk")
+        self.clear_cookie(VISIT_COOKIE, path="/kiosk")
         self.clear_cookie(ELDERLY_COOKIE, path="/")
         self.write_json({"ended": True})
+
+
+def call_view(call: dict[str, Any]) -> dict[str, Any]:
+    """What the kiosk page is told: no staff names."""
+    return {"id": call["id"], "status": call["status"], "page": call["page"]}
+
+
+class StaffCallHandler(KioskAPI):
+    """呼叫工作人员: ``POST {page, title}`` → ``201 {id, status: "open"}``."""
+
+    async def post(self) -> None:
+        device = self.require_device()
+        body = self.json_body()
+        call = await staff_calls.call(self.services, device, body.get("page"), body.get("title"))
+        self.write_json(call_view(call), status=201)
+
+
+class StaffCallStatusHandler(KioskAPI):
+    """Polled by the page: ``{id, status: "open" | "acknowledged" | "closed"}``."""
+
+    async def get(self, call_id: str) -> None:
+        call = await staff_calls.kiosk_call(self.services, self.require_device(), call_id)
+        self.set_header("Cache-Control", "no-store")
+        self.write_json(call_view(call) if call else {})
 
 
 class SessionHandler(KioskAPI):
@@ -473,10 +568,12 @@ class OfflineManifestHandler(KioskAPI):
                 "/static/kiosk/elderly.js"]
         for code, scenario in sorted(snap.scenarios.items()):
             urls.append(f"/kiosk/scenarios/{code}")
-            options = [[(q["id"], o["value"]) for o in q["options"]] for q in scenario["questions"]]
-            combos = list(itertools.islice(itertools.product(*options), MAX_COMBINATIONS))
+            combos = catalog.answer_combinations(scenario["questions"])[:MAX_COMBINATIONS]
             urls.extend(f"/kiosk/scenarios/{code}/checklist?{urllib.parse.urlencode(c)}" for c in combos)
-        hot = await catalog.hot_items(self.services.store, self.services.catalog, limit=8)
+        hot = await catalog.hot_items(self.services.store, self.services.catalog, limit=8, hall=self.hall)
         urls.extend(f"/kiosk/items/{item['code']}" for item in hot)
+        urls.append("/kiosk/browse")
+        urls.extend(f"/kiosk/browse/themes/{key}" for key in catalog.THEMES)
+        urls.extend(f"/kiosk/browse/departments/{d['code']}" for d in catalog.departments_with_items(snap))
         self.write_json({"version": snap.version, "urls": urls,
                          "generated_at": dt.datetime.now(dt.UTC)})

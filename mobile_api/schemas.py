@@ -139,7 +139,10 @@ SCENARIO = obj(
         "summary": NULLABLE_STR,
         "questions": arr(
             obj(
-                {"id": {"type": "string"}, "text": {"type": "string"}, "options": arr({"type": "object"})},
+                {"id": {"type": "string"}, "text": {"type": "string"}, "options": arr({"type": "object"}),
+                 "ask_if": {"type": "object", "description": "asked only when every earlier question named here "
+                            "was answered with one of the listed values; empty: always asked",
+                            "additionalProperties": arr({"type": "string"})}},
                 ["id", "text", "options"],
             )
         ),

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from yiwang import agents, certificates, evaluations, reminders
+from yiwang import agents, catalog, certificates, evaluations, reminders
 from yiwang.accounts import Principal, account, account_view
 from yiwang.applications import Applicant
 from yiwang.catalog import CatalogSnapshot, HotLists, hot_items, plan_scenario, region_name
@@ -121,6 +121,7 @@ def scenario_detail(scenario: Mapping[str, Any]) -> dict[str, Any]:
                 "id": q["id"],
                 "text": q["text"],
                 "options": [{"value": o["value"], "label": o["label"]} for o in q["options"]],
+                "ask_if": {k: list(v) for k, v in catalog.ask_if_values(q).items()},  # asked only when these hold
             }
             for q in scenario["questions"]
         ],

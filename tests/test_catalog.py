@@ -78,3 +78,34 @@ async def test_console_edits_survive_reloading_the_seed_files(demo: Services) ->
     await load_demo_data(demo)
     hall = await demo.store["halls"].find_one({"_id": "gz-th-center"})
     assert hall is not None and hall["address"] == "新地址"
+
+
+def test_a_question_asked_only_after_some_answers_is_skipped_and_ignored_by_the_plan() -> None:
+    from yiwang import catalog as cat
+    from yiwang import scenario_admin
+
+    scenario = {
+        "code": "x", "name": "x",
+        "questions": [
+            {"id": "direction", "text": "方向",
+             "options": [{"value": "in", "label": "入"}, {"value": "out", "label": "出"}]},
+            {"id": "reason", "text": "依据", "ask_if": {"direction": ["in"]},
+             "options": [{"value": "talent", "label": "人才"}, {"value": "spouse", "label": "投靠"}]},
+        ],
+        "rules": [{"when": {"direction": "in", "reason": "talent"}, "items": ["a"]},
+                  {"when": {"direction": "out"}, "items": ["b"]}, {"when": {"direction": "in"}, "items": ["c"]}],
+    }  # fmt: skip
+    items = {c: {"code": c, "name": c, "department": "d"} for c in "abc"}
+    assert [q["id"] for q in cat.asked_questions(scenario, {"direction": "out"})] == ["direction"]
+    assert cat.validate_answers(scenario, {"direction": "out", "reason": "talent"}) == {"direction": "out"}
+    assert [i.code for i in cat.plan_scenario(scenario, {"direction": "out", "reason": "talent"}, items).items] == ["b"]
+    assert cat.answer_combinations(scenario["questions"]) == [
+        {"direction": "in", "reason": "talent"}, {"direction": "in", "reason": "spouse"}, {"direction": "out"}]
+    with pytest.raises(InvalidInput):
+        cat.validate_answers(scenario, {"direction": "in"})  # asked, so it must be answered
+    # the editor: text form, earlier questions only, known options
+    assert scenario_admin.parse_ask_if("direction=in，out; x=y") == {"direction": ["in", "out"], "x": ["y"]}
+    bad = {**scenario, "questions": [{**scenario["questions"][1], "ask_if": "reason=talent"}, scenario["questions"][0]]}
+    with pytest.raises(InvalidInput) as refused:
+        scenario_admin.validate_scenario(bad, items)
+    assert "只能依据前面的问题" in str(refused.value.fields)

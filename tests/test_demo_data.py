@@ -265,6 +265,7 @@ def test_items_are_well_formed_and_reference_existing_departments_and_certificat
             if "certificate_type" in m:
                 assert m["certificate_type"] in types, (where, m["id"])
         assert it["channels"] and set(it["channels"]) <= CHANNELS, where
+        assert it["audience"] and set(it["audience"]) <= {"个人", "法人"}, where
         if "mobile" in it["channels"]:
             check_schema_shape(it["form_schema"], where)
         else:

@@ -64,7 +64,7 @@ async def test_agent_signs_in_resident_authorises_by_card_and_agent_files(
     await page.click("#agent-sign-in button[type=submit]")
     await page.wait_for_selector("#agent-scope")
     banner = await page.inner_text("#session-banner")
-    assert "代办员 " in banner and "正在为" in banner and "尚未读取居民身份证" in banner
+    assert "代办员 " in banner and "请先读取居民身份证" in banner and "正在为" not in banner
     await page.check(f"#agent-scope input[value='{ITEM}']")
     await screenshot(page, f"kiosk-agent-scope-{tag}")
     await page.click("#agent-scope button[type=submit]")
@@ -79,6 +79,13 @@ async def test_agent_signs_in_resident_authorises_by_card_and_agent_files(
     assert RESIDENT["name"] not in text and RESIDENT["id_number"] not in text
     await page.check("#agent-apply input[value='社保卡刷卡']")
     await page.fill("#agent-apply input[name=phone]", "13800138000")
+    # a notice published now waits: the half-filled form is not wiped (issue 11)
+    from tests.test_kiosk_service_hall_browser import publish_notice
+
+    await publish_notice(services, kiosk_agent, "代办期间发布的公告")
+    await page.wait_for_selector("body[data-content-pending='1']")
+    assert await page.input_value("#agent-apply input[name=phone]") == "13800138000"
+    assert await page.is_checked("#agent-apply input[value='社保卡刷卡']")
     await screenshot(page, f"kiosk-agent-apply-{tag}")
     heights = await page.eval_on_selector_all("a.btn, button.btn, a.tile, label.option",
                                               "els => els.filter(e => e.offsetParent).map(e => e.offsetHeight)")

@@ -47,7 +47,7 @@ async def test_scenario_to_checklist_to_print_in_both_orientations(
         for step, value in enumerate(("yes", "yes", "no")):
             await page.click(f"fieldset[data-step='{step}'] label:has(input[value='{value}'])")
         await page.wait_for_url("**/checklist?**")
-        text = await page.inner_text("main")
+        text = await page.inner_text("body")
         assert "出生医学证明首次签发" in text and "打印清单" in text
         await screenshot(page, f"kiosk-checklist-{tag}")
         await assert_accessible(page, "checklist")
@@ -61,7 +61,7 @@ async def test_scenario_to_checklist_to_print_in_both_orientations(
     assert len(printed) == 2 and printed[0].read_bytes().startswith(b"%PDF")
 
 
-async def test_elderly_mode_is_larger_simpler_and_stays_on(
+async def test_elderly_mode_is_larger_keeps_everything_and_stays_on(
     kiosk_agent: RunningAgent, page_factory: PageFactory
 ) -> None:
     page = await page_factory(PORTRAIT)
@@ -70,7 +70,7 @@ async def test_elderly_mode_is_larger_simpler_and_stays_on(
     await page.click("#elderly-toggle")
     large = await page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
     assert large > normal * 1.2
-    assert not await page.is_visible("#hot-title")  # simpler: secondary sections hidden
+    assert await page.is_visible("#hot-title")  # elderly mode adds, never removes
     await page.click("text=我要上学")
     assert await page.evaluate("document.documentElement.classList.contains('elderly')")
     await screenshot(page, "kiosk-elderly-question-portrait")

@@ -155,7 +155,8 @@ async def test_independent_readers_read_text_metadata_and_render_the_card(servic
     assert "李明轩" in rendered_text and "广州市公安局" in rendered_text
     assert image.width > 2000  # 300 dpi over the card's 85.6 mm
     # the rendered QR (vector paths) scans back to the verification payload
-    assert qrdecode.decode_texts(image) == [verification.payload_for(doc)]
+    [drawn] = qrdecode.decode_texts(image)  # the verify page's URL, the signed payload inside
+    assert verification.split_qr_text(drawn) == (verification.payload_for(doc), copy["_id"])
     small = image.resize((300, 260)).tobytes()
     red = sum(1 for i in range(0, len(small), 3) if small[i] > 180 and small[i + 1] < 60 and small[i + 2] < 60)
     assert red > 200  # the seal's picture from the SES_Seal is drawn where the StampAnnot says

@@ -117,7 +117,8 @@ async def test_wallet_journey_from_issue_through_the_mini_program_to_revocation(
     status, png, response = await kiosk.get(f"/api/redeem/v1/copies/{redeemed['copy']['id']}.png")
     assert status == 200 and response.content_type == "image/png"
     [printed] = await qrdecode.decode_frame(services, Image.open(io.BytesIO(png)))
-    assert printed.startswith("YWV1:") and LI[0] not in printed and LI[1] not in printed
+    assert printed.startswith(services.config.public_url + "/verify?c=YWV1:")  # opens the verify page
+    assert LI[0] not in printed and LI[1] not in printed
 
     # 8. verified offline against the published keys, then online
     status, keys, _ = await client.get("/api/verify/v1/keys")

@@ -259,13 +259,18 @@ class Catalog:
 
 
 async def hot_items(
-    store: Store, catalog: Catalog, *, channel: str | None = None, limit: int = 10, days: int = 30
+    store: Store, catalog: Catalog, *, channel: str | None = None, limit: int = 10, days: int = 30,
+    hall: Mapping[str, Any] | None = None,
 ) -> list[Document]:
     """Hot first: applications over the last 30 local days (maintained counts, yiwang.activity), then the
-    seeded popularity. Reads no application: the same few lookups whatever the number of applications."""
+    seeded popularity. Reads no application: the same few lookups whatever the number of applications.
+
+    With ``hall``: that hall's hot items — the items its windows handle come first, then the rest."""
     counts = await activity.recent_item_counts(store)
     items = await catalog.items_list(channel=channel)
-    items.sort(key=lambda i: (-counts.get(i["code"], 0), -int(i.get("popularity", 0)), i["code"]))
+    here = {code for w in (hall or {}).get("windows", []) for code in w.get("items", [])}
+    items.sort(key=lambda i: (i["code"] not in here if here else False, -counts.get(i["code"], 0),
+                              -int(i.get("popularity", 0)), i["code"]))
     return items[:limit]
 
 
@@ -306,6 +311,43 @@ class HotLists:
 
     async def aclose(self) -> None:
         self._cached.clear()
+
+
+# ---- browsing (自助终端: by department, by theme) ---------------------------------
+
+THEMES = {"personal": "个人", "legal": "法人"}  # 个人办事 / 法人办事, as the item's ``audience`` says
+
+
+def item_audience(item: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(item.get("audience") or ("个人",))
+
+
+def departments_with_items(snap: CatalogSnapshot) -> list[dict[str, Any]]:
+    """Every department that has items: ``{code, name, count}``, the busiest first."""
+    counts: dict[str, int] = {}
+    for item in snap.items.values():
+        counts[item["department"]] = counts.get(item["department"], 0) + 1
+    rows = [{"code": code, "name": (snap.departments.get(code) or {}).get("name", code), "count": n}
+            for code, n in counts.items()]
+    return sorted(rows, key=lambda r: (-r["count"], r["code"]))
+
+
+def items_of_department(snap: CatalogSnapshot, department: str) -> tuple[dict[str, Any], list[Document]]:
+    """The department and its items, by popularity. NotFound for a department without items."""
+    items = [i for i in snap.items.values() if i["department"] == department]
+    if not items:
+        raise NotFound("catalog.department_not_found", "找不到该部门的事项")
+    dept = snap.departments.get(department) or {"code": department, "name": department}
+    return dict(dept), sorted(items, key=lambda i: (-int(i.get("popularity", 0)), i["code"]))
+
+
+def items_of_theme(snap: CatalogSnapshot, theme: str) -> tuple[str, list[Document]]:
+    """个人 or 法人 (``theme`` = personal | legal): its label and its items, by popularity."""
+    label = THEMES.get(theme)
+    if label is None:
+        raise NotFound("catalog.theme_not_found", "找不到该主题")
+    items = [i for i in snap.items.values() if label in item_audience(i)]
+    return label, sorted(items, key=lambda i: (-int(i.get("popularity", 0)), i["code"]))
 
 
 # ---- scenario guidance (一次性告知) -----------------------------------------
@@ -360,14 +402,54 @@ def localised(item: Mapping[str, Any], city: str | None) -> dict[str, Any]:
     return result
 
 
+def ask_if_values(question: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """A question's ``ask_if``: ``{earlier question: answer or [answers]}`` → ``{qid: (answers, …)}``.
+    Empty: always asked."""
+    raw = question.get("ask_if") or {}
+    return {str(k): (str(v),) if isinstance(v, str) else tuple(str(x) for x in v) for k, v in raw.items()}
+
+
+def is_asked(question: Mapping[str, Any], answers: Mapping[str, Any]) -> bool:
+    """Asked when every condition of its ``ask_if`` holds for the answers given so far."""
+    return all(answers.get(qid) in values for qid, values in ask_if_values(question).items())
+
+
+def asked_questions(scenario: Mapping[str, Any], answers: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The questions asked for these answers, in order (an ``ask_if`` looks only at earlier questions)."""
+    asked: list[Mapping[str, Any]] = []
+    given: dict[str, Any] = {}
+    for question in scenario["questions"]:
+        if is_asked(question, given):
+            asked.append(question)
+            if question["id"] in answers:
+                given[question["id"]] = answers[question["id"]]
+    return asked
+
+
+def answer_combinations(questions: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Every way of answering (one option for each question that is asked), in order."""
+    paths: list[dict[str, str]] = [{}]
+    for question in questions:
+        grown: list[dict[str, str]] = []
+        for path in paths:
+            if is_asked(question, path):
+                grown.extend({**path, question["id"]: o["value"]} for o in question["options"])
+            else:
+                grown.append(path)
+        paths = grown
+    return paths
+
+
 def validate_answers(scenario: Mapping[str, Any], answers: Mapping[str, Any]) -> dict[str, str]:
-    """Every question answered with one of its options; nothing else."""
+    """Every question that is asked answered with one of its options; answers to questions that
+    these answers do not ask are dropped (the plan ignores them)."""
     problems: dict[str, str] = {}
     clean: dict[str, str] = {}
-    questions = {q["id"]: q for q in scenario["questions"]}
+    known = {q["id"] for q in scenario["questions"]}
     for key in answers:
-        if key not in questions:
+        if key not in known:
             problems[key] = "没有这个问题"
+    questions = {q["id"]: q for q in asked_questions(scenario, answers)}
     for qid, question in questions.items():
         value = answers.get(qid)
         allowed = {o["value"] for o in question["options"]}
@@ -433,6 +515,14 @@ def _plan_material(material: Mapping[str, Any], held: set[str]) -> PlannedMateri
         certificate_type=cert_type,
         no_need_to_bring=bool(cert_type and cert_type in held),
     )
+
+
+def time_limit_text(promised_days: int, legal_days: int | None = None) -> str:
+    """The time limit in a citizen's words: 即办 for same-day items, not "0 个工作日"."""
+    promised, legal = int(promised_days or 0), int(legal_days or 0)
+    if promised <= 0:
+        return f"即办（法定 {legal} 个工作日）" if legal else "即办"
+    return f"{promised} 个工作日（法定 {legal} 个）" if legal else f"{promised} 个工作日"
 
 
 def item_summary(item: Mapping[str, Any]) -> dict[str, Any]:

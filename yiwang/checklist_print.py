@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from yiwang.catalog import Plan
+from yiwang.catalog import Plan, time_limit_text
 from yiwang.fonts import font
 
 PAGE = (1240, 1754)  # A4 at 150 dpi
@@ -44,7 +44,7 @@ def checklist_lines(plan: Plan, hall_name: str, windows_label: dict[str, str]) -
     for n, item in enumerate(plan.items, 1):
         out.append(("heading", f"{n}. {item.name}"))
         where = windows_label.get(item.code, "")
-        out.append(("small", f"办理方式：{where}   承诺时限：{item.promised_days} 个工作日"))
+        out.append(("small", f"办理方式：{where}   承诺时限：{time_limit_text(item.promised_days)}"))
         for m in item.materials:
             mark = "免提交（已有电子证照）" if m.no_need_to_bring else f"{FORMS.get(m.form, m.form)} {m.copies} 份"
             need = "" if m.required else "（如适用）"

@@ -28,7 +28,7 @@ async def copy_image(services: Services, copy_id: str, redeemer: Redeemer, fmt: 
     view = certificates.full_view(services.cipher, cert)
     ctype = certificates.load_types().get(cert["type"])
     layout = dict(ctype.layout) if ctype else {}
-    qr_text = verification.payload_for(cert)
+    qr_text = verification.qr_url_for(cert, services.config.public_url, copy["_id"])  # opens the verify page
     if fmt == "png":
         return await services.offload.run(rendering.card_png, view, layout, qr_text, copy["watermark"])
     annotation = rendering.annotation_of(copy)

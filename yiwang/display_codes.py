@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 PREFIX = "YWD1:"
 LIFETIME = dt.timedelta(seconds=60)
 TOKEN_CHARS = 26
+REPEAT_WINDOW = dt.timedelta(minutes=10)  # a repeat within the same visit shows the same copy
 
 
 def _new_token() -> str:
@@ -120,8 +121,14 @@ def _require_valid(doc: Document) -> None:
         )
 
 
-async def redeem_display_code(services: Services, code: Any, redeemer: Redeemer) -> dict[str, Any]:
+async def redeem_display_code(
+    services: Services, code: Any, redeemer: Redeemer, *, visit: str | None = None
+) -> dict[str, Any]:
     """Redeem a scanned display code: the certificate, watermarked, once.
+
+    ``visit`` is the redeemer's opaque key for one visit (a kiosk's ``kiosk_visit`` cookie, cleared
+    when the service ends): the same redeemer repeating the same code within the same visit (a page
+    reloaded, a double tap) gets the same result and the same copy record, not a second one.
 
     Errors: ``certificate.display_code_invalid`` (400, malformed),
     ``certificate.display_code_unknown`` (404), ``certificate.display_code_used`` (409),
@@ -131,9 +138,11 @@ async def redeem_display_code(services: Services, code: Any, redeemer: Redeemer)
     digest = token_digest(token)
     now = utcnow()
     codes = services.store["display_codes"]
+    copy_id = uuid.uuid4().hex
     claimed = await codes.find_one_and_update(
         {"_id": digest, "status": "active", "expires_at": {"$gt": now}},
-        {"$set": {"status": "used", "used_at": now, "redeemer": redeemer.as_dict()}},
+        {"$set": {"status": "used", "used_at": now, "redeemer": redeemer.as_dict(), "copy_id": copy_id,
+                  "visit": token_digest(visit) if visit else None}},
         return_document=ReturnDocument.AFTER,
     )
     if claimed is None:
@@ -141,11 +150,14 @@ async def redeem_display_code(services: Services, code: Any, redeemer: Redeemer)
         if existing is None:
             raise NotFound("certificate.display_code_unknown", "亮证码无效，请让持证人重新出示")
         if existing["status"] == "used":
+            repeated = await _repeat(services, existing, redeemer, visit)
+            if repeated is not None:
+                return repeated
             raise Conflict("certificate.display_code_used", "该亮证码已被使用，请让持证人重新出示")
         raise Gone("certificate.display_code_expired", "亮证码已过期，请让持证人刷新后重新出示")
     cert = await certificates.get_certificate(services.store, claimed["certificate_id"])
     _require_valid(cert)
-    copy = certificates.new_copy(cert, redeemer, claimed["purpose"], "display_code")
+    copy = {**certificates.new_copy(cert, redeemer, claimed["purpose"], "display_code"), "_id": copy_id}
     await asyncio.gather(
         services.store["certificate_copies"].insert_one(copy),
         audit.record(
@@ -158,6 +170,25 @@ async def redeem_display_code(services: Services, code: Any, redeemer: Redeemer)
             detail={"copy": copy["_id"], "via": "display_code"},
         ),
     )
+    return delivered(services, cert, copy)
+
+
+async def _repeat(
+    services: Services, used: Document, redeemer: Redeemer, visit: str | None
+) -> dict[str, Any] | None:
+    """The same redeemer, the same visit, within ``REPEAT_WINDOW``: the copy already made, shown again."""
+    if not visit or used.get("visit") != token_digest(visit) or not used.get("copy_id"):
+        return None
+    if (used.get("redeemer") or {}).get("id") != redeemer.id or used["used_at"] + REPEAT_WINDOW < utcnow():
+        return None
+    copy = await services.store["certificate_copies"].find_one({"_id": used["copy_id"]})
+    if copy is None:
+        return None
+    cert = await certificates.get_certificate(services.store, used["certificate_id"])
+    _require_valid(cert)
+    await audit.record(services.store, redeemer.actor, "certificate.redeem_repeat", cert["_id"],
+                       channel=redeemer.channel, purpose=used["purpose"],
+                       detail={"copy": copy["_id"], "via": "display_code"})
     return delivered(services, cert, copy)
 
 

@@ -63,8 +63,9 @@ class KioskSession:
     @property
     def handling_label(self) -> str:
         if self.mode == "agent":
-            who = f"{self.masked_name}（{self.masked_number}）" if self.identified else "（尚未读取居民身份证）"
-            return f"代办员 {self.agent_label} 正在为 {who} 办理"
+            if not self.identified:
+                return f"代办员 {self.agent_label} 已登录 · 请先读取居民身份证"
+            return f"代办员 {self.agent_label} 正在为 {self.masked_name}（{self.masked_number}） 办理"
         return f"正在为 {self.masked_name}（{self.masked_number}）办理"
 
     def public(self) -> dict[str, Any]:

@@ -20,7 +20,6 @@ scenario where some combination of answers yields an empty checklist.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from yiwang.catalog import Plan, bump_version, plan_scenario
+from yiwang.catalog import Plan, answer_combinations, bump_version, plan_scenario
 from yiwang.errors import Conflict, InvalidInput, NotFound
 from yiwang.store import Document, Store
 from yiwang.timeutil import utcnow
@@ -106,10 +105,66 @@ def _questions(raw: Any, problems: dict[str, str]) -> list[dict[str, Any]]:
             options.append({"value": value, "label": label})
         if not 2 <= len(options) <= MAX_OPTIONS:
             problems[f"questions.{i}.options"] = f"每个问题须有 2–{MAX_OPTIONS} 个选项"
-        questions.append({"id": qid, "text": text, "options": options, "_index": i})
+        entry: dict[str, Any] = {"id": qid, "text": text, "options": options, "_index": i}
+        ask_if = _ask_if(q.get("ask_if"), questions, f"questions.{i}.ask_if", problems)
+        if ask_if:
+            entry["ask_if"] = ask_if
+        questions.append(entry)
     if len(questions) > MAX_QUESTIONS:
         problems["questions"] = f"问题不能超过 {MAX_QUESTIONS} 个"
     return questions
+
+
+def parse_ask_if(text: str) -> dict[str, list[str]]:
+    """The editor's text form ``situation=startup,job; direction=in`` → ``{qid: [values]}``."""
+    result: dict[str, list[str]] = {}
+    for part in text.replace("；", ";").split(";"):
+        qid, _, values = part.partition("=")
+        picked = [v.strip() for v in values.replace("，", ",").replace("|", ",").split(",") if v.strip()]
+        if qid.strip() or picked:
+            result.setdefault(qid.strip(), []).extend(picked)
+    return result
+
+
+def ask_if_text(ask_if: Mapping[str, Any] | None) -> str:
+    parts = []
+    for qid, values in (ask_if or {}).items():
+        parts.append(f"{qid}=" + ",".join([values] if isinstance(values, str) else values))
+    return "; ".join(parts)
+
+
+def _ask_if(
+    raw: Any, earlier: Sequence[Mapping[str, Any]], field: str, problems: dict[str, str]
+) -> dict[str, list[str]]:
+    """When a question is asked: conditions on *earlier* questions' answers only."""
+    if not raw:
+        return {}
+    if isinstance(raw, str):
+        raw = parse_ask_if(raw)
+    if not isinstance(raw, Mapping):
+        problems[field] = "提问条件格式不正确"
+        return {}
+    options = {q["id"]: {o["value"] for o in q["options"]} for q in earlier}
+    by_id = {q["id"]: q for q in earlier}
+    clean: dict[str, list[str]] = {}
+    wrong: list[str] = []
+    for qid, values in raw.items():
+        listed = [values] if isinstance(values, str) else list(values) if isinstance(values, list) else None
+        if listed is None or not listed:
+            wrong.append(f"问题 {qid} 请写出回答")
+            continue
+        if qid not in options:
+            wrong.append(f"只能依据前面的问题提问（没有前面的问题 {qid}）")
+            continue
+        bad = [str(v) for v in listed if str(v) not in options[qid]]
+        if bad:
+            wrong.append(f"问题 {qid} 没有选项 " + "、".join(bad))
+            continue
+        chosen = {str(v) for v in listed}
+        clean[str(qid)] = [o["value"] for o in by_id[qid]["options"] if o["value"] in chosen]
+    if wrong:
+        problems[field] = "；".join(wrong)
+    return clean
 
 
 def _rules(
@@ -156,15 +211,15 @@ def _rules(
 
 
 def combinations(questions: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Every way of answering the questions (one option each)."""
-    ids = [q["id"] for q in questions]
-    values = [[o["value"] for o in q["options"]] for q in questions]
-    return [dict(zip(ids, combo, strict=True)) for combo in itertools.product(*values)]
+    """Every way of answering the questions (one option for each question asked)."""
+    return answer_combinations(questions)
 
 
 def _answer_text(questions: Sequence[Mapping[str, Any]], answers: Mapping[str, str]) -> str:
     parts = []
     for q in questions:
+        if q["id"] not in answers:
+            continue
         label = next((o["label"] for o in q["options"] if o["value"] == answers.get(q["id"])), "")
         parts.append(f"{q['text']}「{label}」")
     return "，".join(parts) or "（无问题）"
@@ -191,6 +246,8 @@ def validate_scenario(
     count = 1
     for q in questions:
         count *= max(1, len(q["options"]))
+    if count <= 4096 and not any(k.startswith("questions") for k in problems):
+        count = len(combinations(questions))  # questions asked only after some answers count less
     if count > MAX_COMBINATIONS and "questions" not in problems:
         problems["questions"] = f"问题和选项的组合太多（{count} 种，最多 {MAX_COMBINATIONS} 种），请减少问题或选项"
     if not problems:

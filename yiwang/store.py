@@ -130,6 +130,11 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
         IndexModel([("token_digest", ASCENDING)], unique=True, name="token_unique"),
         IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=3600, name="expires_ttl"),
     ],
+    "staff_calls": [  # 呼叫工作人员 (yiwang/staff_calls.py); kept a day
+        IndexModel([("hall", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)], name="hall_status"),
+        IndexModel([("device", ASCENDING), ("status", ASCENDING)], name="device_status"),
+        IndexModel([("created_at", ASCENDING)], expireAfterSeconds=86400, name="created_ttl"),
+    ],
     "kiosk_events": [
         IndexModel([("hall", ASCENDING), ("at", DESCENDING)], name="hall_at"),
         IndexModel([("at", ASCENDING)], name="at"),  # console figures (whole city / province)

@@ -1,10 +1,16 @@
 """Verification QR codes (核验码) printed on every copy, and their checks.
 
-QR text: ``YWV1:`` + Base45( CBOR array ``[core, signature]`` ), where
+Signed payload: ``YWV1:`` + Base45( CBOR array ``[core, signature]`` ), where
 ``core`` is the byte string of the certificate's signed core (canonical CBOR,
 see :func:`yiwang.certificates.signed_core`) and ``signature`` the issuing
 department's SM2 signature (DER) over SM3(core). Base45 keeps the text in the
 QR alphanumeric set, as the EU digital COVID certificates do.
+
+A printed copy's QR holds a URL that anyone's phone opens (WeChat's scanner included):
+``<PUBLIC_URL>/verify?c=<the payload, percent-encoded>&copy=<copy id>`` (:func:`qr_url_for`). The
+signed payload stays inside it, so it still verifies offline; every reader here
+(:func:`decode_payload`, :func:`verify_offline`, the OFD verifier, ``python -m yiwang.verification``)
+accepts both the URL and the bare ``YWV1:`` text.
 
 * :func:`verify_offline` needs only the published keys (``GET /api/verify/v1/keys``).
 * :func:`check_online` also looks up the live status (a revoked certificate
@@ -14,13 +20,15 @@ QR alphanumeric set, as the EU digital COVID certificates do.
 from __future__ import annotations
 
 import binascii
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import base45
 import cbor2
 
-from yiwang import audit, certificates, departments
+from yiwang import audit, certificates, departments, qrdecode
 from yiwang.crypto import sm2_verify
 from yiwang.errors import InvalidInput
 from yiwang.timeutil import utcnow
@@ -32,6 +40,8 @@ if TYPE_CHECKING:
 
 PREFIX = "YWV1:"
 MAX_TEXT = 1200
+MAX_URL = 3 * MAX_TEXT + 300  # percent-encoding triples a character at most
+_COPY_ID = re.compile(r"^[0-9a-f]{32}$")
 PUBLIC = audit.Actor("public", "public", "公众扫码核验")
 
 
@@ -42,12 +52,44 @@ def payload_for(doc: Mapping[str, Any]) -> str:
     return PREFIX + base45.b45encode(cbor2.dumps([core, signature])).decode("ascii")
 
 
+def qr_url_for(doc: Mapping[str, Any], public_url: str, copy_id: str | None = None) -> str:
+    """What a printed copy's QR holds: the verification page's URL with the signed payload inside."""
+    query = {"c": payload_for(doc), **({"copy": copy_id} if copy_id else {})}
+    return f"{public_url.rstrip('/')}/verify?" + urllib.parse.urlencode(query, safe=":", quote_via=urllib.parse.quote)
+
+
+def qr_text_from(c: str, copy_id: str | None) -> str:
+    """The verify page's own query (``?c=…&copy=…``) back as the QR text it came from."""
+    if copy_id and not c.strip().lower().startswith(("http://", "https://")):
+        query = urllib.parse.urlencode({"c": c, "copy": copy_id}, safe=":", quote_via=urllib.parse.quote)
+        return "https://verify.invalid/verify?" + query  # only the query matters
+    return c
+
+
+def split_qr_text(text: Any) -> tuple[Any, str | None]:
+    """(the ``YWV1:`` payload, the copy id or None) from either form of QR text; anything else unchanged."""
+    if not isinstance(text, str):
+        return text, None
+    stripped = text.strip()
+    if not stripped.lower().startswith(("http://", "https://")):
+        return stripped, None
+    if len(stripped) > MAX_URL:
+        raise _invalid("核验码过长")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(stripped).query)
+    payload = (query.get("c") or [""])[0]
+    if not payload:
+        raise _invalid("这不是一网电子证照核验码")
+    copy_id = (query.get("copy") or [""])[0]
+    return payload, copy_id if _COPY_ID.match(copy_id) else None
+
+
 def _invalid(message: str = "核验码无法识别") -> InvalidInput:
     return InvalidInput("verification.payload_invalid", message, fields={"c": message})
 
 
 def decode_payload(text: Any) -> tuple[bytes, dict[int, Any], bytes]:
     """(core bytes, core map, signature); raises a clear 400 for anything else."""
+    text, _copy = split_qr_text(text)
     if not isinstance(text, str) or not text.strip():
         raise _invalid("缺少核验码")
     text = text.strip()
@@ -116,7 +158,11 @@ def verify_offline(text: str, published_keys: Any) -> dict[str, Any]:
 
 
 async def check_online(services: Services, text: str, *, actor: audit.Actor = PUBLIC) -> dict[str, Any]:
-    """Verify the signature and report the live status; recorded as an access."""
+    """Verify the signature and report the live status; recorded as an access.
+
+    A printed copy's URL also names the copy: the result then carries ``copy`` (制作事由, 制作者,
+    制作时间, 有效期至, and whether the copy is still valid), looked up live."""
+    _payload, copy_id = split_qr_text(text)
     core_bytes, core, signature = decode_payload(text)
     facts = _describe(core)
     key = await departments.public_key(services, facts["kid"])
@@ -142,15 +188,52 @@ async def check_online(services: Services, text: str, *, actor: audit.Actor = PU
     summary = certificates.summary(doc)
     await certificates.record_access(services.store, doc, actor, "verify", channel="public", purpose="核验")
     await audit.record(services.store, actor, "certificate.verify", doc["_id"], channel="public", purpose="核验")
+    copy = await _copy_facts(services, doc, copy_id)
     return {
         **facts,
         "signature_valid": True,
         "status": summary["status"],
         "status_label": summary["status_label"],
-        "valid": summary["status"] == "valid",
+        "valid": summary["status"] == "valid" and (copy is None or copy["valid"]),
         "superseded_by": _superseded_identifier(doc),
+        "copy": copy,
         "checked_at": utcnow(),
     }
+
+
+async def _copy_facts(services: Services, doc: Mapping[str, Any], copy_id: str | None) -> dict[str, Any] | None:
+    if not copy_id:
+        return None
+    copy = await services.store["certificate_copies"].find_one({"_id": copy_id, "certificate_id": doc["_id"]})
+    if copy is None:
+        return None
+    now = utcnow()
+    return {
+        "purpose": copy["purpose"],  # 制作事由
+        "made_by": copy["made_by"]["label"],  # 制作者
+        "made_at": copy["made_at"],
+        "valid_until": copy["valid_until"],
+        "valid": copy["valid_until"] > now,
+    }
+
+
+def _is_ours(text: str) -> bool:
+    try:
+        return str(split_qr_text(text)[0]).upper().startswith(PREFIX)
+    except InvalidInput:
+        return False
+
+
+async def check_photo(services: Services, data: bytes) -> dict[str, Any]:
+    """A photo of a printed copy's QR: decoded (off the event loop), then :func:`check_online`."""
+
+    if not data:
+        raise InvalidInput("verification.photo_required", "请选择二维码照片", fields={"photo": "必填"})
+    ours = [t for t in await qrdecode.decode_upload(services, data) if _is_ours(t)]
+    if not ours:
+        raise InvalidInput("verification.no_qr", "照片中没有找到一网核验二维码，请拍清楚二维码后重试",
+                           fields={"photo": "未识别到核验码"})
+    return await check_online(services, ours[0])
 
 
 def _superseded_identifier(doc: Mapping[str, Any]) -> str | None:
@@ -194,3 +277,31 @@ async def published_keys_document(services: Services) -> dict[str, Any]:
 async def published_keys_rendered(services: Services) -> Rendered:
     """The published keys document serialised once per keys version, with its ETag (no database query)."""
     return await departments.published(services).rendered("document", keys_document)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m yiwang.verification verify "<QR text or URL>" --keys keys.json``: offline, no network."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m yiwang.verification",
+                                     description="Verify a printed copy's QR (URL or YWV1: text) offline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    verify = sub.add_parser("verify", help="check the signature with the published keys")
+    verify.add_argument("text", help="the scanned QR: the verification URL or the YWV1: text")
+    verify.add_argument("--keys", required=True, help="the JSON of GET /api/verify/v1/keys")
+    args = parser.parse_args(argv)
+    with open(args.keys, encoding="utf-8") as handle:
+        keys = json.load(handle)
+    try:
+        facts = verify_offline(args.text, keys)
+    except InvalidInput as error:
+        print(error.message, file=sys.stderr)
+        return 2
+    print(json.dumps(facts, ensure_ascii=False, indent=2))
+    return 0 if facts["signature_valid"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

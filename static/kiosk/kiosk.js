@@ -9,7 +9,8 @@
   function all(sel) { return Array.prototype.slice.call(document.querySelectorAll(sel)); }
 
   function toast(text) {
-    var t = $("#toast");
+    /* where the eye is: next to the main actions when the page has them, else floating */
+    var t = $("#action-status") || $("#toast");
     if (!t) return;
     t.textContent = text;
     t.hidden = false;
@@ -75,6 +76,25 @@
     resetTimer = setTimeout(function () { endSession("idle"); }, resetAfter);
   }
   ["pointerdown", "touchstart", "keydown", "click"].forEach(function (e) { document.addEventListener(e, activity, { passive: true }); });
+  document.addEventListener("input", activity, { passive: true });
+
+  /* ---- new content (a notice published, a reload command): never in the middle of someone's flow.
+     Only the home page without a session reloads, and only after a quiet moment; anywhere else the
+     content waits until the service ends or the idle reset, which both go home (fresh content). ---- */
+  var QUIET_MS = 3000;
+  state.lastActivity = Date.now();
+  document.addEventListener("pointerdown", function () { if (state) state.lastActivity = Date.now(); }, { passive: true });
+  document.addEventListener("keydown", function () { if (state) state.lastActivity = Date.now(); }, { passive: true });
+  document.addEventListener("input", function () { if (state) state.lastActivity = Date.now(); }, { passive: true });
+  function refreshWhenFree() {
+    if (!state || !state.contentPending) return;
+    var free = body.getAttribute("data-page") === "home" && !$("#session-banner") && !state.busy;
+    if (!free) { body.setAttribute("data-content-pending", "1"); return; }
+    var quiet = Date.now() - state.lastActivity;
+    if (quiet >= QUIET_MS) { window.location.reload(); return; }
+    clearTimeout(state.refreshTimer);
+    state.refreshTimer = setTimeout(refreshWhenFree, QUIET_MS - quiet + 50);
+  }
   var cont = $("#idle-continue");
   if (cont) cont.addEventListener("click", activity);
   activity();
@@ -99,8 +119,7 @@
   function onEvent(ev) {
     if (!state) return;
     if (ev.type === "status") setOnline(!!ev.online);
-    else if (ev.type === "reload") window.location.reload();
-    else if (ev.type === "notice") toast(ev.text || "有新的公告");
+    else if (ev.type === "reload" || ev.type === "content") { state.contentPending = true; refreshWhenFree(); }
     else if (ev.type === "print_job" && (ev.state === "stopped" || ev.state === "failed")) toast(ev.message || "打印失败，请联系工作人员");
     else if (ev.type === "print_job" && ev.state === "completed") toast("打印完成，请在出纸口取件");
     document.dispatchEvent(new CustomEvent("kiosk:" + ev.type, { detail: ev }));
@@ -154,22 +173,49 @@
     var submit = $("#wizard-submit");
     var back = $("#wizard-back");
     wizard.classList.add("stepped");
+    /* a question with data-ask-if is asked only when earlier answers say so; one not asked is
+       disabled (not sent) and skipped */
+    var condition = function (s) { return JSON.parse(s.getAttribute("data-ask-if") || "{}"); };
+    var refresh = function () {
+      var given = {};
+      steps.forEach(function (s) {
+        var cond = condition(s);
+        var asked = Object.keys(cond).every(function (k) { return cond[k].indexOf(given[k]) >= 0; });
+        var open = Object.keys(cond).some(function (k) { return given[k] === undefined; });
+        s.disabled = !asked;
+        s.setAttribute("data-countable", asked || open ? "1" : "0");
+        if (!asked) all("#wizard [data-step='" + s.getAttribute("data-step") + "'] input").forEach(function (i) { i.checked = false; });
+        var c = asked && s.querySelector("input:checked");
+        if (c) given[s.getAttribute("data-question")] = c.value;
+      });
+    };
+    var nextAsked = function (i, step) {
+      for (var j = i + step; j >= 0 && j < steps.length; j += step) if (!steps[j].disabled) return j;
+      return -1;
+    };
     function show(i) {
       current = i;
       steps.forEach(function (s, n) { s.hidden = n !== i; });
-      if (progress) progress.textContent = "第 " + (i + 1) + " 题，共 " + steps.length + " 题";
-      back.hidden = i === 0;
+      var total = steps.filter(function (s) { return s.getAttribute("data-countable") === "1"; }).length;
+      var number = steps.slice(0, i + 1).filter(function (s) { return !s.disabled; }).length;
+      if (progress) progress.textContent = "第 " + number + " 题，共 " + total + " 题";
+      var no = steps[i].querySelector(".q-no");
+      if (no) no.textContent = "第 " + number + " 题 / 共 " + total + " 题：";
+      back.hidden = nextAsked(i, -1) < 0;
       submit.hidden = true;
       var first = steps[i].querySelector("input");
       if (first) first.focus();
     }
     steps.forEach(function (s, n) {
       s.addEventListener("change", function () {
-        if (n + 1 < steps.length) show(n + 1);
+        refresh();
+        var next = nextAsked(n, 1);
+        if (next >= 0) show(next);
         else { submit.hidden = false; wizard.submit(); }
       });
     });
-    back.addEventListener("click", function () { if (current > 0) show(current - 1); });
+    back.addEventListener("click", function () { var prev = nextAsked(current, -1); if (prev >= 0) show(prev); });
+    refresh();
     if (steps.length) show(0);
   }
 
@@ -263,6 +309,90 @@
   document.addEventListener("kiosk:identify_failed", function (e) {
     if (identifyStatus) identifyStatus.textContent = e.detail.message || "识别失败，请重新放置身份证";
   });
+
+  /* ---- 呼叫工作人员: on every page; the hall's console sees it at once; the kiosk says when someone comes ---- */
+  var callButton = $("#call-staff");
+  var callBanner = $("#call-banner");
+  var callText = $("#call-text");
+  function showCall(status) {
+    if (!callBanner) return;
+    callBanner.hidden = false;
+    callBanner.setAttribute("data-call-status", status);
+    body.setAttribute("data-call", status);
+    callText.textContent = status === "acknowledged" ? "工作人员已收到呼叫，正在赶来，请在本机旁稍候" : "已呼叫工作人员，请在本机旁稍候";
+  }
+  function followCall(id) {
+    if (!state || !id) return;
+    fetch("/kiosk/api/staff-call/" + id, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error(); return r.json(); })
+      .then(function (c) {
+        if (!state) return;
+        if (c.status === "open") { showCall("open"); state.callTimer = setTimeout(function () { followCall(id); }, 1000); }
+        else if (c.status === "acknowledged") showCall("acknowledged");
+        else if (callBanner) { callBanner.hidden = true; }
+      })
+      .catch(function () { if (state) state.callTimer = setTimeout(function () { followCall(id); }, 3000); });
+  }
+  if (callBanner && callBanner.getAttribute("data-call-id")) {
+    body.setAttribute("data-call", callBanner.getAttribute("data-call-status"));
+    if (callBanner.getAttribute("data-call-status") === "open") followCall(callBanner.getAttribute("data-call-id"));
+  }
+  if (callButton) {
+    callButton.addEventListener("click", function () {
+      if (body.getAttribute("data-on-device") !== "1") { toast("请到导办台咨询工作人员"); return; }
+      fetch("/kiosk/api/staff-call", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: JSON.stringify({ page: location.pathname, title: (($("h1") || {}).textContent || document.title).trim() }) })
+        .then(function (r) { if (!r.ok) throw new Error(); return r.json(); })
+        .then(function (c) {
+          showCall(c.status);
+          callBanner.setAttribute("data-call-id", c.id);
+          clearTimeout(state.callTimer);
+          if (c.status === "open") followCall(c.id);
+        })
+        .catch(function () { toast("呼叫失败，请到导办台咨询工作人员"); });
+    });
+  }
+
+  /* ---- search every item: letters on screen, results as you type ---- */
+  var searchForm = $("#search-form");
+  if (searchForm) {
+    var searchInput = $("#search-q");
+    var searchResults = $("#search-results");
+    var searchStatus = $("#search-status");
+    var searchTimer = null, searchSeq = 0;
+    var runSearch = function () {
+      var q = searchInput.value.trim();
+      var mine = ++searchSeq;
+      if (!q) { searchResults.innerHTML = ""; searchStatus.textContent = ""; return; }
+      fetch(searchForm.getAttribute("data-api") + "?q=" + encodeURIComponent(q), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(); return r.json(); })
+        .then(function (b) {
+          if (mine !== searchSeq || !state) return;
+          searchResults.innerHTML = "";
+          b.results.forEach(function (item) {
+            var li = document.createElement("li");
+            var a = document.createElement("a");
+            a.className = "row"; a.href = item.url; a.textContent = item.name;
+            var chev = document.createElement("span");
+            chev.className = "chev"; chev.setAttribute("aria-hidden", "true"); chev.textContent = "›";
+            a.appendChild(chev); li.appendChild(a); searchResults.appendChild(li);
+          });
+          searchStatus.textContent = b.results.length ? "找到 " + b.results.length + " 个事项" : "没有找到“" + q + "”，换个说法试试，或到导办台咨询";
+        })
+        .catch(function () { /* the form still works without it */ });
+    };
+    var soon = function () { clearTimeout(searchTimer); searchTimer = setTimeout(runSearch, 250); };
+    searchInput.addEventListener("input", soon);
+    all("[data-letter]").forEach(function (k) {
+      k.addEventListener("click", function () {
+        var key = k.getAttribute("data-letter");
+        if (key === "clear") searchInput.value = "";
+        else if (key === "back") searchInput.value = searchInput.value.slice(0, -1);
+        else if (searchInput.value.length < 50) searchInput.value += key;
+        soon();
+      });
+    });
+  }
 
   /* ---- display code held to the camera ---- */
   document.addEventListener("kiosk:qr", function (e) {

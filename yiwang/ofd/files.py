@@ -80,7 +80,8 @@ async def _request(
     view = certificates.full_view(services.cipher, doc)
     ctype = certificates.load_types().get(doc["type"])
     layout = dict(ctype.layout) if ctype else {}
-    qr_text = verification.payload_for(doc)
+    qr_text = verification.payload_for(doc)  # the metadata's 核验码; the drawn QR is the verify page's URL
+    qr_url = verification.qr_url_for(doc, services.config.public_url, copy["_id"] if copy else None)
     if copy is None:
         holder_code = identity.reveal_number(services.cipher, doc["holder"]).value
         sealed = doc["holder"].get("name_sealed")
@@ -92,7 +93,7 @@ async def _request(
     content = writer.content_for(
         view,
         layout,
-        qr_text,
+        qr_url,
         watermark=copy["watermark"] if copy else None,
         annotation=annotation_of(copy) if copy else None,
     )
