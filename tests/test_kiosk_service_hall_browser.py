@@ -324,7 +324,7 @@ async def test_printed_copy_qr_is_a_url_that_opens_the_verify_page_with_the_copy
     import sys
     import urllib.parse
 
-    from yiwang import qrdecode, rendering, verification
+    from yiwang import copy_files, qrdecode, verification
     from yiwang.certificates import Redeemer
 
     await certificates.load_demo_certificates(services)
@@ -335,7 +335,7 @@ async def test_printed_copy_qr_is_a_url_that_opens_the_verify_page_with_the_copy
     await page.wait_for_selector("body[data-printed]")
     copy = await services.store["certificate_copies"].find_one({}, sort=[("made_at", -1)])
     assert copy is not None
-    png = await rendering.copy_image(services, copy["_id"], Redeemer(**copy["made_by"]), "png")
+    png = await copy_files.copy_image(services, copy["_id"], Redeemer(**copy["made_by"]), "png")
     [url] = qrdecode.decode_bytes(png)
     assert url.startswith(services.config.public_url + "/verify?c=YWV1:") and f"copy={copy['_id']}" in url
     assert RESIDENT["id_number"] not in url and RESIDENT["name"] not in urllib.parse.unquote(url)

@@ -12,7 +12,7 @@ import secrets
 import pytest
 from PIL import Image
 
-from yiwang import audit, filestore, keyrotation, uploads
+from yiwang import audit, filestore, keyrotation, migrations, uploads
 from yiwang.boot import open_services
 from yiwang.config import Config
 from yiwang.crypto import FieldCipher
@@ -81,7 +81,7 @@ async def test_migration_3_moves_this_hosts_disk_uploads_at_start_up(config: Con
     await store["uploads"].insert_one(legacy_upload(config, cipher, "a" * 32, jpeg))
     services = await open_services(config, store=store)
     try:
-        assert (await store["meta"].find_one({"_id": "schema_version"}))["version"] == 3
+        assert (await store["meta"].find_one({"_id": "schema_version"}))["version"] == len(migrations.MIGRATIONS)
         doc = await store["uploads"].find_one({"_id": "a" * 32})
         assert doc["files"]["main"]["chunks"] == 1
         assert (await uploads.read_upload(services, OWNER, audit.SYSTEM, "a" * 32))[1] == jpeg
