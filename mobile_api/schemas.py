@@ -228,6 +228,11 @@ APPLICATION = obj(
     {
         "id": {"type": "string"},
         "tracking_number": {"type": "string"},
+        "content_check": {
+            "type": "string",
+            "enum": ["pass", "review", "unchecked"],
+            "description": "（仅部门）申请表中文字的微信内容安全检测结果：review 需人工复核",
+        },
         "item": obj({"code": {"type": "string"}, "name": {"type": "string"}}),
         "department": {"type": "string"},
         "status": {"type": "string", "enum": STATUS_ENUM},

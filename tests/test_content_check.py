@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mobile_support import LI, prepare
-from tests.support.miniprogram import MiniProgram
+from tests.mobile_support import LI, SS_CARD, prepare, ss_form
+from tests.support.miniprogram import MiniProgram, Staff, jpeg_bytes
+from yiwang.accounts import issue_staff_token
 
 
 @pytest.fixture
@@ -44,3 +45,31 @@ async def test_a_wechat_outage_never_loses_a_complaint(services, resident, fake_
     filed = await resident.post("/complaints", complaint("上午在天河区政务中心排队两个小时"), expect=201)
     stored = await services.store["complaints"].find_one({"_id": filed["id"]})
     assert stored is not None and stored["content_check"] == "unchecked"
+
+
+async def test_a_forms_free_text_is_checked_risky_refused_and_review_flagged_for_staff(
+    services, client, fake_wechat
+) -> None:
+    cards = await prepare(services)
+    mp = MiniProgram(client, fake_wechat)
+    await mp.login()
+    await mp.bind(*LI)
+    photo = await mp.upload(jpeg_bytes())
+    refs = [
+        {"material": "applicant_id_card", "certificate": cards["李明轩"]},
+        {"material": "photo", "upload": photo["id"]},
+    ]
+    risky = {**ss_form(*LI), "mailing_address": "广州市天河区违禁词路1号"}
+    refused = await mp.apply(SS_CARD, risky, refs, expect=400)
+    assert refused["error"]["code"] == "content.refused" and "mailing_address" in refused["error"]["fields"]
+    assert await services.store["applications"].count_documents({}) == 0  # nothing written
+    assert fake_wechat.checked_texts[-1]["scene"] == 1 and "违禁词" in fake_wechat.checked_texts[-1]["content"]
+    # The choice fields (bank, collect method) and the identity are values, not text: only the address is sent.
+    assert "广州银行" not in fake_wechat.checked_texts[-1]["content"]
+
+    doubtful = {**ss_form(*LI), "mailing_address": "广州市天河区含待审词路1号"}
+    filed = await mp.apply(SS_CARD, doubtful, refs, expect=201)
+    assert "content_check" not in filed  # the resident's own view has no such flag
+    staff = Staff(client, await issue_staff_token(services, "gz-hrss", "t"))
+    seen = await staff.call("GET", f"/staff/applications/{filed['id']}")
+    assert seen["content_check"] == "review"

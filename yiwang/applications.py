@@ -38,6 +38,7 @@ from pymongo.errors import DuplicateKeyError
 
 from yiwang import accounts, activity, audit, certificates, notifications, people
 from yiwang.accounts import Principal
+from yiwang.content_check import SCENE_PROFILE, ContentRefused, check_text
 from yiwang.crypto import sm3_hex
 from yiwang.errors import Conflict, Forbidden, InvalidInput, NotFound
 from yiwang.identity import mask_name, reveal_number
@@ -165,6 +166,35 @@ def validate_form(item: Mapping[str, Any], form: Any, *, partial: bool = False) 
 # Fields of every online form that say who the applicant is: the server fills them from the
 # bound identity (or the resident's live authorisation, for an agent) and refuses other values.
 IDENTITY_FIELDS = ("applicant_name", "id_number")
+# Rules that make a string field a value, not free text (a code, a date, a choice): only free text is checked.
+_NOT_FREE_TEXT = ("enum", "const", "pattern", "format")
+
+
+def free_text_fields(item: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, str]:
+    """The form's free-text answers (what staff will read as the resident wrote it), by field."""
+    properties: Mapping[str, Any] = (item.get("form_schema") or {}).get("properties", {})
+    return {
+        key: value.strip()
+        for key, value in form.items()
+        if isinstance(value, str) and value.strip() and key not in IDENTITY_FIELDS
+        and properties.get(key, {}).get("type") == "string"
+        and not any(rule in properties.get(key, {}) for rule in _NOT_FREE_TEXT)
+    }
+
+
+async def check_form_text(
+    services: Services, applicant: Applicant, item: Mapping[str, Any], form: Mapping[str, Any]
+) -> str:
+    """msgSecCheck over the form's free text (content_check): risky text is refused naming its fields,
+    nothing stored; the verdict (pass / review / unchecked) is kept on the application for staff."""
+    texts = free_text_fields(item, form)
+    if not texts:
+        return "pass"
+    joined = "\n".join(texts.values())
+    try:
+        return await check_text(services, applicant.account_id, joined, SCENE_PROFILE, next(iter(texts)))
+    except ContentRefused as refused:
+        raise ContentRefused(fields={key: "请删除不当内容后再提交" for key in texts}) from refused
 
 
 def with_applicant_identity(
@@ -379,6 +409,7 @@ async def create(
     key = _check_key(idempotency_key) if submit else None
     clean_form = validate_form(item, with_applicant_identity(services, item, form, applicant), partial=not submit)
     clean_materials = await validate_materials(services, item, applicant, materials, complete=submit)
+    content_verdict = await check_form_text(services, applicant, item, clean_form)
     now = utcnow()
     app_id = uuid.uuid4().hex
     if key is not None:
@@ -417,6 +448,7 @@ async def create(
         "status": status,
         "form": services.cipher.seal(FORM_PURPOSE, json.dumps(clean_form, ensure_ascii=False)),
         "materials": clean_materials,
+        "content_check": content_verdict,
         "history": [
             {
                 "status": status,
@@ -481,12 +513,14 @@ async def update_draft(
     item = await services.catalog.item(doc["item"])
     clean_form = validate_form(item, with_applicant_identity(services, item, form, applicant), partial=True)
     clean_materials = await validate_materials(services, item, applicant, materials, complete=False)
+    content_verdict = await check_form_text(services, applicant, item, clean_form)
     updated = await services.store["applications"].find_one_and_update(
         {"_id": doc["_id"], "status": "draft"},
         {
             "$set": {
                 "form": services.cipher.seal(FORM_PURPOSE, json.dumps(clean_form, ensure_ascii=False)),
                 "materials": clean_materials,
+                "content_check": content_verdict,
                 "updated_at": utcnow(),
             }
         },
@@ -860,6 +894,8 @@ async def detail_view(services: Services, doc: Mapping[str, Any], *, for_staff: 
         else:
             materials.append(shown)
     out["materials"] = materials
+    if for_staff:  # the form's free text as WeChat judged it: "review" asks the reader to look twice
+        out["content_check"] = doc.get("content_check", "unchecked")
     return out
 
 
