@@ -3,10 +3,9 @@ public URL kiosks load them from (/kiosk/media/<id>.jpg)."""
 
 from __future__ import annotations
 
-from console import pushes
-from console.notices import NoticeBase, _summary
+from console.notices import NoticeBase
 from web.base import BaseHandler, status_for
-from yiwang import content, content_images
+from yiwang import content, content_images, publishing
 from yiwang.errors import InvalidInput, TooLarge
 
 
@@ -26,14 +25,14 @@ class NoticeImageHandler(NoticeBase):
         except (InvalidInput, TooLarge) as error:
             self.set_status(status_for(error))
             versions = await content.versions(store, content_id)
-            delivery = await pushes.delivery(self.services, doc.get("push_message"))
+            delivery = await publishing.delivery(self.services, doc.get("push_message"))
             self.render_page(
                 "console/notice_edit.html", error=error, versions=versions, delivery=delivery,
                 **await self.form_context(doc),
             )  # fmt: skip
             return
         action = "content.image_remove" if self.form("remove") else "content.image_add"
-        await self.record(action, "content:" + content_id, _summary(before), _summary(after))
+        await self.record(action, "content:" + content_id, publishing.summary(before), publishing.summary(after))
         self.redirect(f"/console/notices/{content_id}?saved=1")
 
 

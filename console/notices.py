@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from console import pushes
 from console.base import ConsoleHandler, local_input, parse_local_datetime
-from yiwang import console_accounts, content
+from yiwang import console_accounts, content, publishing
 from yiwang.console_accounts import target_place
 from yiwang.errors import InvalidInput
 from yiwang.store import Document
-
-
-def _summary(doc: Document | None) -> dict[str, Any] | None:
-    """What the audit trail keeps of a piece of content (no personal data in it)."""
-    if doc is None:
-        return None
-    draft = doc.get("draft") or {}
-    published = doc.get("published") or {}
-    return {
-        "status": doc.get("status"),
-        "version": doc.get("version"),
-        "title": draft.get("title"),
-        "body_html": draft.get("body_html"),
-        "target": draft.get("target"),
-        "published_version": published.get("version"),
-        "published_title": published.get("title"),
-        "image": (draft.get("image") or {}).get("id"),
-    }
 
 
 class NoticeBase(ConsoleHandler):
@@ -103,7 +84,7 @@ class NoticeListHandler(NoticeBase):
             self.set_status(400)
             self.render_page("console/notice_edit.html", error=error, **await self.form_context(None, fields))
             return
-        await self.record("content.create", "content:" + doc["_id"], None, _summary(doc))
+        await self.record("content.create", "content:" + doc["_id"], None, publishing.summary(doc))
         self.redirect(f"/console/notices/{doc['_id']}")
 
 
@@ -117,7 +98,7 @@ class NoticeHandler(NoticeBase):
         doc = await self.load(content_id, "content.view")
         context = await self.form_context(doc)
         versions = await content.versions(self.services.store, content_id)
-        delivery = await pushes.delivery(self.services, doc.get("push_message"))
+        delivery = await publishing.delivery(self.services, doc.get("push_message"))
         self.render_page("console/notice_edit.html", error=None, versions=versions, delivery=delivery, **context)
 
     async def post(self, content_id: str) -> None:
@@ -134,7 +115,8 @@ class NoticeHandler(NoticeBase):
                 **await self.form_context(doc, fields),
             )
             return
-        await self.record("content.save_draft", "content:" + content_id, _summary(before), _summary(after))
+        summary = publishing.summary
+        await self.record("content.save_draft", "content:" + content_id, summary(before), summary(after))
         self.redirect(f"/console/notices/{content_id}?saved=1")
 
 
@@ -143,21 +125,13 @@ class NoticeActionHandler(NoticeBase):
 
     async def post(self, content_id: str, action: str) -> None:
         await self.load(content_id, "content.edit")
-        store, by = self.services.store, self.current.id
-        if action == "publish":
-            before, after = await content.publish(store, content_id, by=by)
-        elif action == "rollback":
-            version = self.form("version")
-            if not version.isdigit():
+        version = None
+        if action == "rollback":
+            raw = self.form("version")
+            if not raw.isdigit():
                 raise InvalidInput("content.version_invalid", "请选择要恢复的版本", fields={"version": "版本号不正确"})
-            before, after = await content.rollback(store, content_id, int(version), by=by)
-        else:  # withdraw
-            before, after = await content.withdraw(store, content_id, by=by)
-        await self.record("content." + action, "content:" + content_id, _summary(before), _summary(after))
-        if after.get("status") == "published":
-            message = await pushes.push_content(self.services, after, self.actor())
-            if message:
-                await content.set_push_message(store, content_id, message)
+            version = int(raw)
+        await publishing.act(self.services, content_id, cast(publishing.Action, action), self.actor(), version=version)
         self.redirect(f"/console/notices/{content_id}?done={action}")
 
 
@@ -196,5 +170,6 @@ class NoticeAPIHandler(NoticeBase):
         fields = {k: body.get(k) for k in ("title", "body_html", "level", "target")}
         await self.authorise_target("content.edit", fields["target"])
         before, after = await content.save_draft(self.services.store, content_id, fields, by=self.current.id)
-        await self.record("content.save_draft", "content:" + content_id, _summary(before), _summary(after))
+        summary = publishing.summary
+        await self.record("content.save_draft", "content:" + content_id, summary(before), summary(after))
         self.write_json({"id": after["_id"], "status": after["status"], "draft": after["draft"]})

@@ -12,10 +12,9 @@ import segno
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page
 
-from console import pushes
 from tests.support.browser import LANDSCAPE, PORTRAIT, PageFactory, screenshot
 from tests.support.device_agent import RunningAgent, kiosk_agent, wait_for
-from yiwang import audit, certificates, content, display_codes
+from yiwang import audit, certificates, content, display_codes, publishing
 from yiwang.identity import OneNumber, number_index
 from yiwang.runtime import Services
 
@@ -45,7 +44,7 @@ async def publish_notice(services: Services, agent: RunningAgent, title: str) ->
     doc = await content.create_draft(services.store, "notice", fields, by="u1")
     await content.publish(services.store, doc["_id"], by="u1")
     before = len(agent.agent.received)
-    await pushes.push_content(services, await content.get(services.store, doc["_id"]), STAFF)
+    await publishing.push_content(services, await content.get(services.store, doc["_id"]), STAFF)
     await wait_for(lambda: any(m["topic"] == "notices" for m in agent.agent.received[before:]),
                    what="the notice pushed to the kiosk")
 
