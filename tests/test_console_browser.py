@@ -82,7 +82,7 @@ async def test_hall_manager_publishes_a_notice_that_the_kiosk_shows(
 
 
 @pytest.mark.browser
-async def test_publish_reaches_a_kiosk_through_its_device_agent_within_two_seconds(
+async def test_publish_reaches_an_idle_kiosk_through_its_device_agent(
     server: str, services: Services, page_factory: PageFactory, kiosk_agent: RunningAgent  # noqa: F811
 ) -> None:
     await prepare(services)
@@ -97,7 +97,8 @@ async def test_publish_reaches_a_kiosk_through_its_device_agent_within_two_secon
     await manager.click("#publish")
     await expect(manager.locator("#status")).to_have_text("已发布")
     # No reload by the test: the push reaches the agent, which tells the page to refresh.
-    await expect(kiosk.locator("body")).to_contain_text("东侧电梯检修", timeout=2000)
+    # An idle home page takes new content once nobody has touched it for 3 s (docs/kiosk-and-devices.md).
+    await expect(kiosk.locator("body")).to_contain_text("东侧电梯检修", timeout=10_000)
     await screenshot(kiosk, "console-notice-pushed-to-kiosk")
     await manager.reload()
     await expect(manager.locator("#delivery")).to_contain_text("已送达")
