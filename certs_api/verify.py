@@ -54,7 +54,7 @@ class VerifyPageHandler(HTMLHandler):
         try:
             result = await verification.check_online(self.services, text)
         except YiwangError as exc:
-            self.set_status(400)
+            self.set_error_status(exc)
             self.render_page("verify/page.html", result=None, file_report=None, error=exc.as_dict())
             return
         self.render_page("verify/page.html", result=result, file_report=None, error=None)
@@ -66,7 +66,7 @@ class VerifyPageHandler(HTMLHandler):
             try:
                 result = await verification.check_photo(self.services, photos[0]["body"])
             except YiwangError as exc:
-                self.set_status(413 if exc.code == "qr.image_too_large" else 400)
+                self.set_error_status(exc)
                 self.render_page("verify/page.html", result=None, file_report=None, error=exc.as_dict())
                 return
             self.render_page("verify/page.html", result=result, file_report=None, error=None)
@@ -74,7 +74,7 @@ class VerifyPageHandler(HTMLHandler):
         try:
             report = await ofd_files.check_file(self.services, uploaded_file(self))
         except YiwangError as exc:
-            self.set_status(413 if exc.code == "ofd.too_large" else 400)
+            self.set_error_status(exc)
             self.render_page("verify/page.html", result=None, file_report=None, error=exc.as_dict())
             return
         self.render_page("verify/page.html", result=None, file_report=report, error=None)

@@ -40,8 +40,7 @@ class LoginHandler(ConsoleHandler):
                 "console_user:" + username.lower()[:40], channel="console",
                 detail={"reason": error.code, "address": address},
             )
-            self.set_status(429 if isinstance(error, RateLimited) else 401)
-            self.set_retry_after(error, self.get_status())
+            self.set_error_status(error)
             self.render_page("console/login.html", error=error.message, username=username, next=next_url)
             return
         # A new session on every login; whatever session cookie came in is dropped (no fixation).
@@ -75,8 +74,7 @@ class TotpLoginHandler(ConsoleHandler):
                 store, self.services.cipher, self.session.user_id, self.form("code"), self.client_address
             )
         except (NotAuthenticated, InvalidInput, RateLimited) as error:
-            self.set_status(401 if not isinstance(error, RateLimited) else 429)
-            self.set_retry_after(error, self.get_status())
+            self.set_error_status(error)
             self.render_page("console/totp.html", error=error.message, next=next_url)
             return
         session = await console_accounts.promote_session(store, self.session)
@@ -116,7 +114,7 @@ class AccountHandler(ConsoleHandler):
                 self.services.store, self.services.cipher, self.current, secret, self.form("code")
             )
         except InvalidInput as error:
-            self.set_status(400)
+            self.set_error_status(error)
             self.render_page(
                 "console/account.html", secret=secret, qr=self.totp_qr(secret), error=error.message, done=False,
             )

@@ -23,7 +23,7 @@ class CalendarPage(ConsoleHandler):
             schedule = workcalendar.validate(raw["year"], raw["holidays"], raw["workdays"])
             await self.keeper.set_year(schedule, self.actor())
         except InvalidInput as error:
-            self.set_status(400)
+            self.set_error_status(error)
             await self.render_calendar(error, raw)
             return
         self.redirect(f"/console/calendar?saved={schedule.year}")

@@ -71,7 +71,7 @@ class CatalogItem(CatalogList):
                     after.get("local", {}).get(user.region), city=user.region, version=after["version"],
                 )
         except InvalidInput as error:
-            self.set_status(400)
+            self.set_error_status(error)
             await self.render_item(code, error)
             return
         self.services.catalog.invalidate()
@@ -110,7 +110,7 @@ class HallEdit(ConsoleHandler):
         try:
             before, after = await catalog_admin.update_hall(self.services.store, code, raw, by=self.current.id)
         except InvalidInput as error:
-            self.set_status(400)
+            self.set_error_status(error)
             self.render_page("console/hall_edit.html", hall={**halls[code], **raw}, error=error)
             return
         keep = ("opening_hours", "windows")

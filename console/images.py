@@ -4,7 +4,7 @@ public URL kiosks load them from (/kiosk/media/<id>.jpg)."""
 from __future__ import annotations
 
 from console.notices import NoticeBase
-from web.base import BaseHandler, status_for
+from web.base import BaseHandler
 from yiwang import content, content_images, publishing
 from yiwang.errors import InvalidInput, TooLarge
 
@@ -23,7 +23,7 @@ class NoticeImageHandler(NoticeBase):
                 data = files[0].body if files else b""
                 before, after = await content_images.attach_to_draft(self.services, content_id, data, by=by)
         except (InvalidInput, TooLarge) as error:
-            self.set_status(status_for(error))
+            self.set_error_status(error)
             versions = await content.versions(store, content_id)
             delivery = await publishing.delivery(self.services, doc.get("push_message"))
             self.render_page(

@@ -81,7 +81,7 @@ class NoticeListHandler(NoticeBase):
         try:
             doc = await content.create_draft(self.services.store, kind, fields, by=self.current.id)
         except InvalidInput as error:
-            self.set_status(400)
+            self.set_error_status(error)
             self.render_page("console/notice_edit.html", error=error, **await self.form_context(None, fields))
             return
         await self.record("content.create", "content:" + doc["_id"], None, publishing.summary(doc))
@@ -108,7 +108,7 @@ class NoticeHandler(NoticeBase):
         try:
             before, after = await content.save_draft(self.services.store, content_id, fields, by=self.current.id)
         except InvalidInput as error:
-            self.set_status(400)
+            self.set_error_status(error)
             versions = await content.versions(self.services.store, content_id)
             self.render_page(
                 "console/notice_edit.html", error=error, versions=versions, delivery=[],

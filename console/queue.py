@@ -41,7 +41,7 @@ class QueueSettings(ConsoleHandler):
         try:
             await hall_queue.configure(self.services, hall, raw, self.actor())
         except YiwangError as error:
-            self.set_status(400)
+            self.set_error_status(error)
             await self.show(hall, error, raw)
             return
         self.redirect(f"/console/queue/{hall}/settings?saved=1")
@@ -116,9 +116,7 @@ class QueueWindow(ConsoleHandler):
                 ticket = await hall_queue.transfer(services, hall, window, by, to_window=self.form("to_window"),
                                                    to_category=self.form("to_category"))
         except YiwangError as error:
-            self.set_status(404 if error.code in ("queue.empty", "queue.none_called") else 400)
-            if error.code.endswith("not_called"):
-                self.set_status(409)
+            self.set_error_status(error)
             await self.show(hall, window, error)
             return
         self.redirect(f"/console/queue/{hall}/window/{window}?done={action}&number={ticket['number']}")

@@ -108,7 +108,7 @@ class ScenarioEdit(ScenarioBase):
         try:
             before, draft = await scenario_admin.save_draft(self.services.store, code, fields, by=self.current.id)
         except InvalidInput as error:
-            self.set_status(400)
+            self.set_error_status(error)
             await self.render_editor(code, fields=fields, error=error)
             return
         await self.record("scenario.save_draft", "scenario:" + code, _audit_view(before), _audit_view(draft["fields"]))
@@ -138,7 +138,7 @@ class ScenarioAction(ScenarioBase):
                     )
                 before, after = await scenario_admin.rollback(store, code, int(version), by=by)
         except InvalidInput as error:  # e.g. an item removed from the catalogue since the draft was saved
-            self.set_status(400)
+            self.set_error_status(error)
             await self.render_editor(code, error=error)
             return
         await self.record(

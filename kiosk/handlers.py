@@ -33,7 +33,7 @@ from yiwang import (
     rebinding,
     staff_calls,
 )
-from yiwang.errors import Forbidden, InvalidInput, NotAuthenticated, RateLimited, YiwangError
+from yiwang.errors import Forbidden, NotAuthenticated, YiwangError
 from yiwang.kiosk_sessions import KioskSession
 from yiwang.rendering import qr_svg
 from yiwang.timeutil import format_local, utcnow
@@ -355,7 +355,7 @@ class RedeemPage(KioskPage):
         except YiwangError as error:
             if isinstance(error, NotAuthenticated | Forbidden):
                 raise
-            self.set_status(400 if isinstance(error, InvalidInput) else 409)
+            self.set_error_status(error)
             self.render_page("kiosk/redeem.html", error=error.as_dict())
             return
         self.render_page("kiosk/certificate.html", cert=screen_view(result["certificate"]), purposes=(),
@@ -378,7 +378,7 @@ class AgentPage(KioskPage):
     async def shown_error(self, error: YiwangError) -> None:
         if isinstance(error, NotAuthenticated):
             raise error
-        self.set_status(403 if isinstance(error, Forbidden) else 400 if isinstance(error, InvalidInput) else 409)
+        self.set_error_status(error)
         await self.show(error=error.as_dict())
 
 
@@ -393,8 +393,7 @@ class AgentSignInPage(AgentPage):
             if isinstance(error, NotAuthenticated):
                 raise
             # the same request stays (its QR was already scanned): only the digits again
-            self.set_status(429 if isinstance(error, RateLimited) else 403 if isinstance(error, Forbidden) else 400)
-            self.set_retry_after(error, self.get_status())
+            self.set_error_status(error)
             self.render_page("kiosk/agent.html", step="sign_in", sign_in={"request_id": request_id[:64]},
                              qr_svg=None, error=error.as_dict(), filed=None)
             return

@@ -5,7 +5,6 @@ Domain: ``yiwang.hall_queue``; the ticket PDF: ``yiwang.queue_print``."""
 from __future__ import annotations
 
 from kiosk.handlers import KioskPage
-from web.base import status_for
 from yiwang import hall_queue, queue_print
 from yiwang.errors import NotFound, YiwangError
 from yiwang.timeutil import format_local
@@ -23,7 +22,7 @@ class QueuePage(KioskPage):
                 source="kiosk", priority_claim=self.get_body_argument("priority", None),
             )
         except YiwangError as error:
-            self.set_status(status_for(error))
+            self.set_error_status(error)
             await self.show(error)
             return
         self.redirect(f"/kiosk/queue/tickets/{ticket['id']}?new=1")

@@ -360,6 +360,12 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(dumps({"error": body}))
 
+    def set_error_status(self, error: errors.YiwangError) -> None:
+        """A page that shows a refusal in place (a form with its errors) answers with the status the one
+        table gives the error (``STATUS_BY_ERROR``), and ``Retry-After`` where it applies."""
+        self.set_status(status_for(error))
+        self.set_retry_after(error, self.get_status())
+
     def set_retry_after(self, error: errors.YiwangError | None, status: int = 429) -> None:
         """Every 429 (and a 503 that knows) says when to come back: the one place ``Retry-After`` is set."""
         if isinstance(error, errors.RateLimited):
