@@ -74,7 +74,6 @@ class CatalogItem(CatalogList):
             self.set_error_status(error)
             await self.render_item(code, error)
             return
-        self.services.catalog.invalidate()
         self.redirect(f"/console/catalog/{code}?saved=1")
 
 
@@ -117,5 +116,4 @@ class HallEdit(ConsoleHandler):
         await self.record(
             "hall.update", "hall:" + code, {k: before.get(k) for k in keep}, {k: after.get(k) for k in keep}
         )
-        self.services.catalog.invalidate()
         self.redirect(f"/console/halls/{code}?saved=1")

@@ -146,7 +146,6 @@ class ScenarioAction(ScenarioBase):
             _audit_view(scenario_admin.fields_of(before), before.get("version", 1)),
             _audit_view(scenario_admin.fields_of(after), after.get("version")),
         )  # fmt: skip
-        self.services.catalog.invalidate()
         self.redirect(f"/console/scenarios/{code}?done={action}")
 
 
